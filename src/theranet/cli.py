@@ -1,0 +1,230 @@
+"""The ``theranet`` command: one verb per job.
+
+Verbs of the foundation: ``nuclide`` (decay data), ``info`` (what a reader sees
+in an image: quantity, unit, geometry, timing, assumptions) and ``discover``
+(patients, studies, series and time points under a folder).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from theranet._version import __version__
+from theranet.errors import TheranetError
+
+app = typer.Typer(
+    name="theranet",
+    help="Neuroendocrine-tumour theranostics: quantitative imaging, dosimetry and response.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        console.print(f"theranet {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_version_callback,
+            is_eager=True,
+            help="Show the version and exit.",
+        ),
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress.")] = False,
+) -> None:
+    """theranet: from the diagnostic scan to the dose of each therapy cycle."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s"
+    )
+
+
+def _fail(exc: Exception) -> None:
+    err_console.print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def nuclide(
+    name: Annotated[str, typer.Argument(help="Nuclide, e.g. Lu-177, 177Lu, lu177.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Half-life and mean energy per decay by emission class (ICRP-107)."""
+    from theranet.nuclides import Nuclide
+
+    try:
+        nuc = Nuclide(name)
+        classes = ("beta-", "beta+", "ce", "auger", "gamma", "xray", "annihilation")
+        energies = {c: nuc.mean_energy_mev(c) for c in classes}
+    except TheranetError as exc:
+        _fail(exc)
+    if as_json:
+        console.print_json(
+            json.dumps(
+                {
+                    "nuclide": nuc.name,
+                    "half_life_h": nuc.half_life_h,
+                    "mean_energy_mev_per_decay": energies,
+                    "electron_energy_mev": nuc.electron_energy_mev,
+                    "photon_energy_mev": nuc.photon_energy_mev,
+                }
+            )
+        )
+        return
+    table = Table(title=f"{nuc.name}: T1/2 = {nuc.half_life_h:.6g} h (ICRP-107)")
+    table.add_column("emission class")
+    table.add_column("mean energy (MeV/decay)", justify="right")
+    for c, e in energies.items():
+        table.add_row(c, f"{e:.6g}")
+    table.add_row("[bold]electrons[/]", f"{nuc.electron_energy_mev:.6g}")
+    table.add_row("[bold]photons[/]", f"{nuc.photon_energy_mev:.6g}")
+    console.print(table)
+
+
+def _parse_datetime(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not an ISO datetime (e.g. 2026-03-01T09:30)", param_hint=option
+        ) from None
+
+
+@app.command()
+def info(
+    path: Annotated[Path, typer.Argument(help="NIfTI file, NM SPECT file or DICOM series folder.")],
+    strictness: Annotated[
+        str, typer.Option(help="strict: refuse dose-relevant problems; lenient: record them.")
+    ] = "strict",
+    injection_datetime: Annotated[
+        str | None, typer.Option(help="Injection datetime (ISO 8601) if the header lacks it.")
+    ] = None,
+    activity_mbq: Annotated[
+        float | None, typer.Option(help="Administered activity, MBq, if the header lacks it.")
+    ] = None,
+    calibration_cps_per_mbq: Annotated[
+        float | None, typer.Option(help="SPECT sensitivity, cps/MBq, for count images.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Read an image and show what theranet understood of it."""
+    from theranet.io import read_image
+
+    kwargs: dict = {"strictness": strictness}
+    if not path.name.endswith((".nii", ".nii.gz")):
+        kwargs["injection"] = _parse_datetime(injection_datetime, "--injection-datetime")
+        kwargs["administered_activity_mbq"] = activity_mbq
+        if calibration_cps_per_mbq is not None:
+            kwargs["calibration_cps_per_mbq"] = calibration_cps_per_mbq
+    try:
+        img = read_image(path, **kwargs)
+    except (TheranetError, FileNotFoundError, TypeError) as exc:
+        _fail(exc)
+    t = img.timing
+    summary = {
+        "modality": img.modality,
+        "quantity": img.quantity.value,
+        "unit": img.unit,
+        "shape": list(img.shape),
+        "spacing_mm": [round(float(s), 6) for s in img.spacing_mm],
+        "affine_lps_mm": img.affine.round(6).tolist(),
+        "nuclide": img.nuclide,
+        "tracer": img.tracer,
+        "acquisition_start": t.acquisition_start.isoformat() if t.acquisition_start else None,
+        "frame_duration_h": t.frame_duration_h,
+        "injection": t.injection.isoformat() if t.injection else None,
+        "injection_source": t.injection_source,
+        "administered_activity_mbq": t.administered_activity_mbq,
+        "decay_correction": t.decay_correction.value,
+        "provenance": list(img.provenance.steps),
+        "assumptions": list(img.provenance.assumptions),
+    }
+    if as_json:
+        console.print_json(json.dumps(summary))
+        return
+    table = Table(title=str(path.name), show_header=False)
+    for k, v in summary.items():
+        if k == "affine_lps_mm":
+            v = "\n".join(" ".join(f"{x:10.4f}" for x in row) for row in v)
+        elif isinstance(v, list) and k in ("provenance", "assumptions"):
+            v = "\n".join(v) if v else "-"
+        table.add_row(k, str(v))
+    console.print(table)
+
+
+@app.command()
+def discover(
+    root: Annotated[Path, typer.Argument(help="Folder to search recursively.")],
+    lenient: Annotated[
+        bool, typer.Option(help="Skip non-DICOM files instead of refusing them.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List patients (pseudonymised), time points and series under a folder."""
+    from theranet.io.discover import discover as _discover
+
+    try:
+        groups = _discover(root, strictness="lenient" if lenient else "strict")
+    except (TheranetError, FileNotFoundError) as exc:
+        _fail(exc)
+    if as_json:
+        out = [
+            {
+                "patient": g.pseudonym,
+                "time_points": [
+                    {
+                        "hours_after_injection": tp.hours_after_injection,
+                        "series": [
+                            {
+                                "kind": s.kind,
+                                "modality": s.modality,
+                                "files": len(s.paths),
+                                "description": s.description,
+                            }
+                            for s in tp.series
+                        ],
+                    }
+                    for tp in g.time_points
+                ],
+                "skipped": list(g.skipped),
+            }
+            for g in groups
+        ]
+        console.print_json(json.dumps(out))
+        return
+    for g in groups:
+        table = Table(title=f"patient {g.pseudonym}")
+        table.add_column("h after injection", justify="right")
+        table.add_column("kind")
+        table.add_column("files", justify="right")
+        table.add_column("description")
+        for tp in g.time_points:
+            h = "?" if tp.hours_after_injection is None else f"{tp.hours_after_injection:.2f}"
+            for s in tp.series:
+                table.add_row(h, s.kind, str(len(s.paths)), s.description)
+        console.print(table)
+        for s in g.skipped:
+            console.print(f"[yellow]skipped[/] {s}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

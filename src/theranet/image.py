@@ -1,0 +1,889 @@
+"""The quantitative image: voxel data + geometry + physical meaning + time.
+
+Conventions
+-----------
+Array order
+    ``data`` is indexed in array order ``data[a0, a1, a2]``. Readers of DICOM and
+    NIfTI volumes return ``(slice, row, column)`` = ``(Z, Y, X)`` order.
+Affine
+    ``affine`` is a 4x4 matrix mapping a homogeneous array index
+    ``(a0, a1, a2, 1)`` to patient coordinates in mm, DICOM LPS (x towards the
+    patient's Left, y towards Posterior, z towards Superior/head). Column ``n`` of
+    ``affine[:3, :3]`` is the step in mm taken when index ``a_n`` grows by one.
+Quantity and unit
+    Every image states what its voxels are (:class:`Quantity`) and is stored in
+    the canonical unit of that quantity (:data:`CANONICAL_UNITS`: MBq/mL for
+    activity concentration, Gy for dose...). Conversions from file units (Bq/mL)
+    happen in the readers and writers only.
+Time
+    :class:`Timing` holds the acquisition start, frame duration, injection
+    datetime and administered activity, and the decay-correction state: which
+    instant the voxel values refer to.
+
+Every operation returns a new :class:`Image`; inputs are never modified.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import itertools
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from theranet.errors import (
+    CalibrationError,
+    GeometryError,
+    ImageDataError,
+    MissingFieldError,
+    QuantityError,
+    TimingError,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    import SimpleITK as sitk
+
+__all__ = [
+    "CANONICAL_UNITS",
+    "DecayCorrection",
+    "Image",
+    "Labels",
+    "PatientInfo",
+    "Provenance",
+    "Quantity",
+    "Timing",
+    "affine_from_sitk",
+    "lbm_janmahasatian_kg",
+]
+
+
+class Quantity(enum.Enum):
+    """Physical quantity of the voxel values."""
+
+    COUNTS = "counts"
+    COUNT_RATE = "count_rate"
+    ACTIVITY = "activity"
+    ACTIVITY_CONCENTRATION = "activity_concentration"
+    SUVBW = "suvbw"
+    SUL = "sul"
+    HU = "hu"
+    INTENSITY = "intensity"
+    DOSE = "dose"
+    DOSE_RATE = "dose_rate"
+    BED = "bed"
+    LABEL = "label"
+
+    @property
+    def unit(self) -> str:
+        """Canonical unit string of the quantity."""
+        return CANONICAL_UNITS[self]
+
+    @property
+    def is_extensive(self) -> bool:
+        """True where a voxel value scales with voxel volume (counts, activity)."""
+        return self in _EXTENSIVE
+
+    @property
+    def decays(self) -> bool:
+        """True where values follow radioactive decay (counts, activity, SUV)."""
+        return self in _DECAYING
+
+
+#: Canonical unit of each quantity (internal convention: MBq, h, mm, mL, g, Gy).
+CANONICAL_UNITS: Mapping[Quantity, str] = {
+    Quantity.COUNTS: "counts",
+    Quantity.COUNT_RATE: "cps",
+    Quantity.ACTIVITY: "MBq",
+    Quantity.ACTIVITY_CONCENTRATION: "MBq/mL",
+    Quantity.SUVBW: "g/mL",
+    Quantity.SUL: "g/mL",
+    Quantity.HU: "HU",
+    Quantity.INTENSITY: "1",
+    Quantity.DOSE: "Gy",
+    Quantity.DOSE_RATE: "Gy/h",
+    Quantity.BED: "Gy",
+    Quantity.LABEL: "1",
+}
+
+_EXTENSIVE = frozenset({Quantity.COUNTS, Quantity.COUNT_RATE, Quantity.ACTIVITY})
+_DECAYING = frozenset(
+    {
+        Quantity.COUNTS,
+        Quantity.COUNT_RATE,
+        Quantity.ACTIVITY,
+        Quantity.ACTIVITY_CONCENTRATION,
+        Quantity.SUVBW,
+        Quantity.SUL,
+    }
+)
+
+
+class DecayCorrection(enum.Enum):
+    """Which instant the voxel values refer to.
+
+    ``NONE``: values are what was measured over the frame that started at
+    ``Timing.acquisition_start`` and lasted ``Timing.frame_duration_h``.
+    ``START``: decay-corrected to the acquisition start. ``ADMIN``: corrected to
+    the injection. ``REFERENCE``: corrected to ``Timing.reference``.
+    """
+
+    NONE = "NONE"
+    START = "START"
+    ADMIN = "ADMIN"
+    REFERENCE = "REFERENCE"
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Acquisition and injection times and the decay-correction state.
+
+    Parameters
+    ----------
+    acquisition_start : datetime, optional
+        Start of the acquisition (DICOM Series or Acquisition DateTime).
+    frame_duration_h : float, optional
+        Duration of the acquisition frame, h.
+    injection : datetime, optional
+        Radiopharmaceutical administration datetime.
+    administered_activity_mbq : float, optional
+        Activity administered at ``injection``, MBq.
+    decay_correction : DecayCorrection
+        The decay-correction state of the voxel values.
+    reference : datetime, optional
+        The instant of ``DecayCorrection.REFERENCE``; derived for START/ADMIN.
+    injection_source : str, optional
+        Which field gave the injection time (for the report).
+    """
+
+    acquisition_start: datetime | None = None
+    frame_duration_h: float | None = None
+    injection: datetime | None = None
+    administered_activity_mbq: float | None = None
+    decay_correction: DecayCorrection = DecayCorrection.NONE
+    reference: datetime | None = None
+    injection_source: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.frame_duration_h is not None and not self.frame_duration_h >= 0:
+            raise TimingError(
+                "frame_duration_h",
+                "must be >= 0",
+                self.frame_duration_h,
+                "give the acquisition frame duration in hours",
+            )
+        if self.administered_activity_mbq is not None and not (
+            math.isfinite(self.administered_activity_mbq) and self.administered_activity_mbq > 0
+        ):
+            raise TimingError(
+                "administered_activity_mbq",
+                "must be a positive finite activity",
+                self.administered_activity_mbq,
+                "give the administered activity in MBq",
+            )
+
+    @property
+    def reference_datetime(self) -> datetime | None:
+        """The instant the decay-corrected values refer to (None when NONE)."""
+        match self.decay_correction:
+            case DecayCorrection.START:
+                return self.acquisition_start
+            case DecayCorrection.ADMIN:
+                return self.injection
+            case DecayCorrection.REFERENCE:
+                return self.reference
+            case _:
+                return None
+
+    def hours_after_injection(self, when: datetime | None = None) -> float:
+        """Hours from injection to ``when`` (default: the acquisition start)."""
+        when = when if when is not None else self.acquisition_start
+        if self.injection is None:
+            raise TimingError(
+                "injection",
+                "injection datetime is unknown",
+                None,
+                "supply it (CLI --injection-datetime, or Timing(injection=...))",
+            )
+        if when is None:
+            raise TimingError(
+                "acquisition_start",
+                "acquisition datetime is unknown",
+                None,
+                "supply the acquisition start datetime",
+            )
+        return _hours_between(self.injection, when)
+
+
+@dataclass(frozen=True)
+class PatientInfo:
+    """What is known of the patient's body (no identifiers).
+
+    Parameters
+    ----------
+    weight_kg, height_cm : float, optional
+    sex : {"M", "F"}, optional
+    """
+
+    weight_kg: float | None = None
+    height_cm: float | None = None
+    sex: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("weight_kg", "height_cm"):
+            v = getattr(self, name)
+            if v is not None and not (math.isfinite(v) and v > 0):
+                raise MissingFieldError(name, "must be a positive finite number", v)
+        if self.sex is not None and self.sex not in ("M", "F"):
+            raise MissingFieldError("sex", "must be 'M' or 'F'", self.sex)
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where an image came from and what was done to it.
+
+    ``steps`` are the operations in order; ``assumptions`` are what a lenient
+    reader assumed in place of missing or inconsistent data.
+    """
+
+    source: str = ""
+    steps: tuple[str, ...] = ()
+    assumptions: tuple[str, ...] = ()
+
+    def with_step(self, step: str) -> Provenance:
+        return dataclasses.replace(self, steps=(*self.steps, step))
+
+    def with_assumptions(self, records: tuple[str, ...] | list[str]) -> Provenance:
+        return dataclasses.replace(self, assumptions=(*self.assumptions, *records))
+
+
+def _hours_between(t0: datetime, t1: datetime) -> float:
+    if (t0.tzinfo is None) != (t1.tzinfo is None):
+        raise TimingError(
+            "datetime",
+            "cannot compare a timezone-aware with a naive datetime",
+            f"{t0.isoformat()} vs {t1.isoformat()}",
+            "give both with or both without a timezone",
+        )
+    return (t1 - t0).total_seconds() / 3600.0
+
+
+def _check_affine(affine: np.ndarray) -> np.ndarray:
+    a = np.array(affine, dtype=np.float64)
+    if a.shape != (4, 4):
+        raise GeometryError("affine", "must be a 4x4 matrix", a.shape)
+    if not np.all(np.isfinite(a)):
+        raise GeometryError("affine", "contains non-finite values", None)
+    if not np.allclose(a[3], [0, 0, 0, 1]):
+        raise GeometryError("affine", "last row must be [0, 0, 0, 1]", a[3].tolist())
+    if abs(np.linalg.det(a[:3, :3])) < 1e-9:
+        raise GeometryError("affine", "is singular (zero voxel size or degenerate axes)", None)
+    a.setflags(write=False)
+    return a
+
+
+@dataclass(frozen=True, eq=False)
+class Image:
+    """A 3-D quantitative image.
+
+    Parameters
+    ----------
+    data : ndarray of shape (A0, A1, A2)
+        Voxel values in the canonical unit of ``quantity``. Stored as a
+        read-only array; readers give ``(Z, Y, X)`` order.
+    affine : ndarray of shape (4, 4)
+        Array index -> patient LPS coordinates, mm.
+    quantity : Quantity
+        What the values are.
+    modality : str
+        DICOM modality of the source ("NM", "PT", "CT", "MR", "OT").
+    nuclide : str, optional
+        Canonical nuclide name ("Lu-177").
+    tracer : str, optional
+        Radiopharmaceutical name ("177Lu-DOTATATE").
+    timing : Timing
+    patient : PatientInfo
+    calibration_cps_per_mbq : float, optional
+        Sensitivity used to convert count rate into activity (recorded once applied).
+    provenance : Provenance
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img = Image(np.ones((2, 3, 4), np.float32), np.diag([2.0, 1.0, 1.0, 1.0]),
+    ...             Quantity.ACTIVITY_CONCENTRATION)
+    >>> img.unit, img.voxel_volume_ml
+    ('MBq/mL', 0.002)
+    """
+
+    data: np.ndarray
+    affine: np.ndarray
+    quantity: Quantity
+    modality: str = "OT"
+    nuclide: str | None = None
+    tracer: str | None = None
+    timing: Timing = field(default_factory=Timing)
+    patient: PatientInfo = field(default_factory=PatientInfo)
+    calibration_cps_per_mbq: float | None = None
+    provenance: Provenance = field(default_factory=Provenance)
+
+    def __post_init__(self) -> None:
+        data = np.asarray(self.data)
+        if data.ndim != 3:
+            raise ImageDataError(
+                "data",
+                "must be a 3-D array",
+                data.shape,
+                "stack 2-D planes into shape (1, rows, columns)",
+            )
+        if data.dtype.kind not in "biuf":
+            raise ImageDataError("data", "must be numeric", str(data.dtype))
+        if not isinstance(self.quantity, Quantity):
+            raise QuantityError("quantity", "must be a Quantity", self.quantity)
+        if data.flags.writeable:
+            data = data.view()
+            data.setflags(write=False)
+        object.__setattr__(self, "data", data)
+        object.__setattr__(self, "affine", _check_affine(self.affine))
+
+    # -- geometry -----------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.data.shape)  # type: ignore[return-value]
+
+    @property
+    def unit(self) -> str:
+        """Canonical unit of the voxel values."""
+        return self.quantity.unit
+
+    @property
+    def spacing_mm(self) -> np.ndarray:
+        """Voxel size along each array axis, mm, shape (3,)."""
+        return np.linalg.norm(self.affine[:3, :3], axis=0)
+
+    @property
+    def voxel_volume_ml(self) -> float:
+        """Voxel volume, mL (1 mL = 1000 mm^3)."""
+        return float(abs(np.linalg.det(self.affine[:3, :3])) / 1000.0)
+
+    @property
+    def origin_mm(self) -> np.ndarray:
+        """LPS position of the centre of voxel (0, 0, 0), mm."""
+        return self.affine[:3, 3].copy()
+
+    def index_to_lps(self, index: np.ndarray) -> np.ndarray:
+        """Map array indices (..., 3) to LPS positions (..., 3), mm."""
+        index = np.asarray(index, dtype=np.float64)
+        return index @ self.affine[:3, :3].T + self.affine[:3, 3]
+
+    def lps_to_index(self, lps_mm: np.ndarray) -> np.ndarray:
+        """Map LPS positions (..., 3), mm, to fractional array indices (..., 3)."""
+        inv = np.linalg.inv(self.affine)
+        lps = np.asarray(lps_mm, dtype=np.float64)
+        return lps @ inv[:3, :3].T + inv[:3, 3]
+
+    def same_grid(self, other: Image, atol_mm: float = 1e-4) -> bool:
+        """True when ``other`` has the same shape and affine (within ``atol_mm``)."""
+        return self.shape == other.shape and bool(
+            np.allclose(self.affine, other.affine, atol=atol_mm, rtol=0)
+        )
+
+    def replace(self, **changes) -> Image:
+        """A copy with some fields changed (the data are shared, read-only)."""
+        return dataclasses.replace(self, **changes)
+
+    def _derive(self, data: np.ndarray, step: str, **changes) -> Image:
+        return dataclasses.replace(
+            self, data=data, provenance=self.provenance.with_step(step), **changes
+        )
+
+    def __getitem__(self, item):
+        raise TypeError(
+            "Image does not support indexing, which would lose the geometry; "
+            "use image.data[...] for values or image.crop(...) for a sub-volume"
+        )
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self.data, dtype=dtype)
+
+    def crop(self, start: tuple[int, int, int], stop: tuple[int, int, int]) -> Image:
+        """Sub-volume ``data[start:stop]`` with its affine shifted accordingly."""
+        sl = tuple(slice(int(a), int(b)) for a, b in zip(start, stop, strict=True))
+        affine = self.affine.copy()
+        affine[:3, 3] = self.index_to_lps(np.array(start, dtype=np.float64))
+        return self._derive(self.data[sl], f"crop {start}-{stop}", affine=affine)
+
+    # -- checks -------------------------------------------------------------
+    def check_finite(self) -> Image:
+        """Raise :class:`ImageDataError` if any voxel is NaN or infinite."""
+        if self.data.dtype.kind == "f":
+            bad = ~np.isfinite(self.data)
+            if bad.any():
+                first = tuple(int(i) for i in np.argwhere(bad)[0])
+                raise ImageDataError(
+                    "data",
+                    f"{int(bad.sum())} non-finite voxel(s), first at index {first}",
+                    None,
+                    "mask or repair the voxels before quantification",
+                    self.provenance.source or None,
+                )
+        return self
+
+    # -- decay --------------------------------------------------------------
+    def _nuclide_obj(self):
+        if self.nuclide is None:
+            raise MissingFieldError(
+                "nuclide",
+                "unknown, needed for decay correction",
+                None,
+                "set the nuclide (e.g. image.replace(nuclide='Lu-177'), CLI --nuclide)",
+            )
+        from theranet.nuclides import Nuclide
+
+        return Nuclide(self.nuclide)
+
+    def values_reference_datetime(self, *, assume_instantaneous_frame: bool = False) -> datetime:
+        """The instant at which the voxel values equal the activity present.
+
+        For decay-corrected images this is the correction reference. For
+        uncorrected images (``NONE``) it is the time of average activity in the
+        frame, ``t_start + (1/λ) ln(λT / (1 - exp(-λT)))`` (DICOM PS3.3
+        C.8.9.4.1.5), which needs the frame duration ``T``.
+        """
+        t = self.timing
+        ref = t.reference_datetime
+        if t.decay_correction is not DecayCorrection.NONE:
+            if ref is None:
+                field_name = {
+                    DecayCorrection.START: "acquisition_start",
+                    DecayCorrection.ADMIN: "injection",
+                    DecayCorrection.REFERENCE: "reference",
+                }[t.decay_correction]
+                raise TimingError(
+                    f"timing.{field_name}",
+                    f"unknown, needed for {t.decay_correction.value} decay correction",
+                    None,
+                    "supply the datetime",
+                )
+            return ref
+        if t.acquisition_start is None:
+            raise TimingError(
+                "timing.acquisition_start",
+                "unknown, needed to place the values in time",
+                None,
+                "supply the acquisition start datetime",
+            )
+        if t.frame_duration_h is None:
+            if assume_instantaneous_frame:
+                return t.acquisition_start
+            raise TimingError(
+                "timing.frame_duration_h",
+                "unknown for an image without decay correction",
+                None,
+                "supply the frame duration or pass assume_instantaneous_frame=True",
+            )
+        lam = self._nuclide_obj().decay_constant_per_h
+        dur = t.frame_duration_h
+        if dur == 0 or lam * dur < 1e-9:
+            offset_h = dur / 2.0
+        else:
+            offset_h = math.log(lam * dur / (-math.expm1(-lam * dur))) / lam
+        from datetime import timedelta
+
+        return t.acquisition_start + timedelta(hours=offset_h)
+
+    def decay_correct_to(
+        self, when: datetime, *, assume_instantaneous_frame: bool = False
+    ) -> Image:
+        """Values decay-corrected to ``when``: the activity present at that instant.
+
+        Parameters
+        ----------
+        when : datetime
+            Target instant (same timezone awareness as the image times).
+        assume_instantaneous_frame : bool
+            For uncorrected images with no frame duration, treat the values as
+            the activity at the acquisition start (recorded in provenance).
+        """
+        if not self.quantity.decays:
+            raise QuantityError(
+                "quantity",
+                "does not decay; decay correction applies to counts, "
+                "activity, activity concentration and SUV",
+                self.quantity.value,
+            )
+        src = self.values_reference_datetime(assume_instantaneous_frame=assume_instantaneous_frame)
+        nuc = self._nuclide_obj()
+        factor = 2.0 ** (-_hours_between(src, when) / nuc.half_life_h)
+        prov = self.provenance
+        if (
+            self.timing.decay_correction is DecayCorrection.NONE
+            and self.timing.frame_duration_h is None
+        ):
+            prov = prov.with_assumptions(("frame duration unknown: values taken at frame start",))
+        timing = dataclasses.replace(
+            self.timing, decay_correction=DecayCorrection.REFERENCE, reference=when
+        )
+        out = dataclasses.replace(
+            self,
+            data=(self.data * factor).astype(np.result_type(self.data.dtype, np.float32)),
+            timing=timing,
+            provenance=prov,
+        )
+        return out.replace(
+            provenance=out.provenance.with_step(
+                f"decay-corrected {nuc.name} from {src.isoformat()} to {when.isoformat()}"
+                f" (x{factor:.6g})"
+            )
+        )
+
+    # -- quantity conversions ----------------------------------------------
+    def to_activity_concentration(self, calibration_cps_per_mbq: float) -> Image:
+        """Counts or count rate -> activity concentration (MBq/mL).
+
+        ``C = R / (CF * V_voxel)``, with ``R`` the count rate per voxel (counts
+        divided by the frame duration), ``CF`` the system sensitivity in cps/MBq
+        (the SPECT "Becquerel calibration", measured with the same protocol) and
+        ``V_voxel`` in mL. The result keeps the decay-correction state.
+        """
+        cf = calibration_cps_per_mbq
+        if cf is None or not (isinstance(cf, int | float) and math.isfinite(cf) and cf > 0):
+            raise CalibrationError(
+                "calibration_cps_per_mbq",
+                "must be a positive finite sensitivity",
+                cf,
+                "give the measured system sensitivity in cps/MBq (CLI --calibration-cps-per-mbq)",
+            )
+        if self.quantity is Quantity.COUNTS:
+            dur = self.timing.frame_duration_h
+            if dur is None or dur <= 0:
+                raise TimingError(
+                    "timing.frame_duration_h",
+                    "needed to turn counts into a count rate",
+                    dur,
+                    "supply the acquisition duration (DICOM Actual Frame Duration)",
+                )
+            rate = self.data / (dur * 3600.0)
+        elif self.quantity is Quantity.COUNT_RATE:
+            rate = self.data
+        else:
+            raise QuantityError(
+                "quantity",
+                "calibration applies to counts or count rate",
+                self.quantity.value,
+            )
+        conc = np.asarray(rate, dtype=np.float64) / (cf * self.voxel_volume_ml)
+        return self._derive(
+            conc.astype(np.float32),
+            f"calibrated: {cf:g} cps/MBq -> MBq/mL",
+            quantity=Quantity.ACTIVITY_CONCENTRATION,
+            calibration_cps_per_mbq=float(cf),
+        )
+
+    def to_activity(self) -> Image:
+        """Activity concentration (MBq/mL) -> activity per voxel (MBq)."""
+        if self.quantity is not Quantity.ACTIVITY_CONCENTRATION:
+            raise QuantityError("quantity", "needs activity concentration", self.quantity.value)
+        return self._derive(
+            self.data * np.float32(self.voxel_volume_ml),
+            "activity per voxel",
+            quantity=Quantity.ACTIVITY,
+        )
+
+    def to_suv(self, kind: str = "bw", *, lbm_formula: str = "janmahasatian") -> Image:
+        """Activity concentration -> SUV (body weight or lean body mass).
+
+        ``SUV = C * W / A_inj`` with ``C`` decay-corrected to the injection time,
+        ``A_inj`` the administered activity and ``W`` the body weight in g (SUVbw,
+        QIBA) or the lean body mass (SUL, Janmahasatian 2005; James-128 on request).
+        The values are decay-corrected to the injection time first, so any
+        decay-correction state is accepted.
+
+        Parameters
+        ----------
+        kind : {"bw", "lbm"}
+        lbm_formula : {"janmahasatian", "james128"}
+        """
+        if self.quantity is not Quantity.ACTIVITY_CONCENTRATION:
+            raise QuantityError(
+                "quantity",
+                "SUV needs activity concentration (MBq/mL)",
+                self.quantity.value,
+                "calibrate counts first (to_activity_concentration)",
+            )
+        t = self.timing
+        if t.injection is None:
+            raise TimingError(
+                "timing.injection",
+                "unknown, needed for SUV",
+                None,
+                "supply the injection datetime (CLI --injection-datetime)",
+            )
+        if t.administered_activity_mbq is None:
+            raise MissingFieldError(
+                "timing.administered_activity_mbq",
+                "unknown, needed for SUV",
+                None,
+                "supply the administered activity (CLI --activity-mbq)",
+            )
+        w = self.patient.weight_kg
+        if w is None:
+            raise MissingFieldError(
+                "patient.weight_kg",
+                "unknown, needed for SUV",
+                None,
+                "supply the patient weight (CLI --weight-kg)",
+            )
+        if kind == "bw":
+            mass_kg, quantity, label = w, Quantity.SUVBW, "SUVbw"
+        elif kind == "lbm":
+            h, sex = self.patient.height_cm, self.patient.sex
+            if h is None or sex is None:
+                raise MissingFieldError(
+                    "patient.height_cm/sex",
+                    "needed for lean body mass",
+                    (h, sex),
+                    "supply height and sex (CLI --height-cm, --sex)",
+                )
+            if lbm_formula == "janmahasatian":
+                mass_kg = lbm_janmahasatian_kg(w, h, sex)
+            elif lbm_formula == "james128":
+                mass_kg = lbm_james128_kg(w, h, sex)
+            else:
+                raise ValueError(
+                    f"lbm_formula: unknown {lbm_formula!r}; use 'janmahasatian' or 'james128'"
+                )
+            quantity, label = Quantity.SUL, f"SUL ({lbm_formula})"
+        else:
+            raise ValueError(f"kind: unknown SUV kind {kind!r}; use 'bw' or 'lbm'")
+        at_inj = self.decay_correct_to(t.injection)
+        factor = mass_kg * 1000.0 / t.administered_activity_mbq  # g per MBq
+        return at_inj._derive(
+            (at_inj.data * factor).astype(np.float32),
+            f"{label}: x {mass_kg:.4g} kg * 1000 / {t.administered_activity_mbq:.6g} MBq",
+            quantity=quantity,
+        )
+
+    # -- resampling ---------------------------------------------------------
+    def resample_to(
+        self,
+        reference: Image,
+        *,
+        method: str = "auto",
+        fill_value: float = 0.0,
+        max_subsamples: int = 4,
+    ) -> Image:
+        """Values on the grid of ``reference`` (its shape and affine).
+
+        Parameters
+        ----------
+        reference : Image
+            Supplies the target grid.
+        method : {"auto", "conserve", "linear", "nearest"}
+            ``auto``: ``nearest`` for labels, ``conserve`` for activity-like
+            quantities, ``linear`` otherwise. ``conserve`` averages the source
+            over each target voxel (trilinear sampling on a regular sub-grid of
+            up to ``max_subsamples`` points per axis, chosen from the ratio of
+            voxel sizes), so total activity is preserved; extensive quantities
+            (counts, MBq per voxel) are converted to densities and back.
+        fill_value : float
+            Value for target voxels outside the source.
+        """
+        if method == "auto":
+            if self.quantity is Quantity.LABEL:
+                method = "nearest"
+            elif self.quantity.decays:
+                method = "conserve"
+            else:
+                method = "linear"
+        if method not in ("conserve", "linear", "nearest"):
+            raise ValueError(
+                f"method: unknown {method!r}; use 'auto', 'conserve', 'linear' or 'nearest'"
+            )
+        if self.quantity is Quantity.LABEL and method != "nearest":
+            raise QuantityError(
+                "method",
+                "labels can only be resampled with 'nearest'",
+                method,
+            )
+        from scipy import ndimage
+
+        src = np.asarray(self.data)
+        extensive = self.quantity.is_extensive
+        if extensive:
+            src = src / self.voxel_volume_ml
+        # target index -> source index
+        m = np.linalg.inv(self.affine) @ reference.affine
+        shape = reference.shape
+        if method == "conserve":
+            ratio = reference.spacing_mm / self.spacing_mm
+            n_sub = np.clip(np.ceil(ratio - 1e-6).astype(int), 1, max_subsamples)
+        else:
+            n_sub = np.ones(3, dtype=int)
+        offsets = [((np.arange(n) + 0.5) / n - 0.5) for n in n_sub]
+        grid = np.indices(shape, dtype=np.float64).reshape(3, -1)
+        order = 0 if method == "nearest" else 1
+        acc = np.zeros(grid.shape[1], dtype=np.float64)
+        padded = np.pad(src.astype(np.float64, copy=False), 1, mode="edge")
+        for o0, o1, o2 in itertools.product(*offsets):
+            pts = grid + np.array([[o0], [o1], [o2]])
+            coords = m[:3, :3] @ pts + m[:3, 3:4]
+            # snap round-off (inv(A) @ A != I exactly) so grid points on the
+            # source's edge are not treated as outside it
+            snapped = np.rint(coords)
+            coords = np.where(np.abs(coords - snapped) < 1e-6, snapped, coords)
+            if order == 0:
+                coords = snapped
+            # a voxel covers index +-0.5: inside that, take the (edge-padded)
+            # source; outside, the fill value
+            outside = np.any(
+                (coords < -0.5) | (coords > np.array(src.shape)[:, None] - 0.5), axis=0
+            )
+            vals = ndimage.map_coordinates(
+                padded, coords + 1.0, order=order, mode="nearest", prefilter=False
+            )
+            vals[outside] = 0.0 if extensive else fill_value
+            acc += vals
+        acc /= float(np.prod(n_sub))
+        out = acc.reshape(shape)
+        if extensive:
+            out = out * reference.voxel_volume_ml
+        dtype = (
+            self.data.dtype if method == "nearest" else np.result_type(self.data.dtype, np.float32)
+        )
+        return self._derive(
+            out.astype(dtype),
+            f"resampled ({method}, subsamples {tuple(int(n) for n in n_sub)}) to grid {shape}",
+            affine=reference.affine.copy(),
+        )
+
+    # -- SimpleITK bridge ---------------------------------------------------
+    def to_sitk(self) -> sitk.Image:
+        """SimpleITK image with the same geometry (array axes must be right-handed
+        or left-handed; SimpleITK stores any orthonormal-ish direction)."""
+        import SimpleITK as sitk
+
+        # sitk index (x, y, z) = array index reversed (a2, a1, a0)
+        img = sitk.GetImageFromArray(np.ascontiguousarray(self.data))
+        cols = self.affine[:3, :3][:, ::-1]
+        spacing = np.linalg.norm(cols, axis=0)
+        direction = cols / spacing
+        img.SetSpacing(tuple(float(s) for s in spacing))
+        img.SetDirection(tuple(float(v) for v in direction.reshape(-1)))
+        img.SetOrigin(tuple(float(v) for v in self.affine[:3, 3]))
+        return img
+
+    @classmethod
+    def from_sitk(cls, img: sitk.Image, quantity: Quantity, **kwargs) -> Image:
+        """Image from a SimpleITK image (array in (z, y, x) order)."""
+        import SimpleITK as sitk
+
+        data = sitk.GetArrayFromImage(img)
+        return cls(data, affine_from_sitk(img), quantity, **kwargs)
+
+
+def affine_from_sitk(img: sitk.Image) -> np.ndarray:
+    """4x4 array-order affine ((z, y, x) index -> LPS mm) of a SimpleITK image."""
+    direction = np.array(img.GetDirection(), dtype=np.float64).reshape(3, 3)
+    spacing = np.array(img.GetSpacing(), dtype=np.float64)
+    cols = direction * spacing  # columns: x, y, z steps
+    affine = np.eye(4)
+    affine[:3, :3] = cols[:, ::-1]
+    affine[:3, 3] = img.GetOrigin()
+    return affine
+
+
+def lbm_janmahasatian_kg(weight_kg: float, height_cm: float, sex: str) -> float:
+    """Lean body mass, kg (Janmahasatian et al., Clin Pharmacokinet 2005;44:1051).
+
+    male: 9270 W / (6680 + 216 BMI); female: 9270 W / (8780 + 244 BMI), BMI in kg/m^2.
+    """
+    bmi = weight_kg / (height_cm / 100.0) ** 2
+    if sex == "M":
+        return 9270.0 * weight_kg / (6680.0 + 216.0 * bmi)
+    if sex == "F":
+        return 9270.0 * weight_kg / (8780.0 + 244.0 * bmi)
+    raise MissingFieldError("sex", "must be 'M' or 'F'", sex)
+
+
+def lbm_james128_kg(weight_kg: float, height_cm: float, sex: str) -> float:
+    """Lean body mass, kg (James 1976, "James-128": male 1.10 W - 128 (W/H)^2,
+    female 1.07 W - 148 (W/H)^2, H in cm).
+
+    Refused past the weight at which the formula peaks (``W* = a H^2 / (2 b)``),
+    where it falls and becomes meaningless.
+    """
+    a, b = {"M": (1.10, 128.0), "F": (1.07, 148.0)}.get(sex, (None, None))
+    if a is None:
+        raise MissingFieldError("sex", "must be 'M' or 'F'", sex)
+    w_star = a * height_cm**2 / (2 * b)
+    if weight_kg > w_star:
+        raise MissingFieldError(
+            "patient.weight_kg",
+            f"beyond the James-128 validity limit {w_star:.1f} kg",
+            weight_kg,
+            "use lbm_formula='janmahasatian'",
+        )
+    return a * weight_kg - b * (weight_kg / height_cm) ** 2
+
+
+@dataclass(frozen=True, eq=False)
+class Labels:
+    """A label map with names.
+
+    Parameters
+    ----------
+    image : Image
+        Integer-valued image with ``quantity == Quantity.LABEL``; 0 is background.
+    names : Mapping[int, str]
+        Label value -> region name.
+    """
+
+    image: Image
+    names: Mapping[int, str]
+
+    def __post_init__(self) -> None:
+        if self.image.quantity is not Quantity.LABEL:
+            raise QuantityError("image.quantity", "a label map must be LABEL", self.image.quantity)
+        if self.image.data.dtype.kind not in "biu":
+            raise ImageDataError(
+                "image.data", "label values must be integers", str(self.image.data.dtype)
+            )
+        names = {int(k): str(v) for k, v in dict(self.names).items()}
+        if 0 in names:
+            raise ValueError("names: label 0 is background and cannot be named")
+        if len(set(names.values())) != len(names):
+            raise ValueError("names: region names must be unique")
+        object.__setattr__(self, "names", names)
+
+    @classmethod
+    def from_array(cls, data: np.ndarray, affine: np.ndarray, names: Mapping[int, str]) -> Labels:
+        return cls(Image(np.asarray(data), affine, Quantity.LABEL), names)
+
+    def mask(self, name: str) -> np.ndarray:
+        """Boolean mask (same shape as the image) of the region called ``name``."""
+        for value, n in self.names.items():
+            if n == name:
+                return self.image.data == value
+        raise KeyError(f"name: no region {name!r}; known regions: {sorted(self.names.values())}")
+
+    def value_of(self, name: str) -> int:
+        for value, n in self.names.items():
+            if n == name:
+                return value
+        raise KeyError(f"name: no region {name!r}; known regions: {sorted(self.names.values())}")
+
+    def present(self) -> dict[str, int]:
+        """Region name -> voxel count, for regions with at least one voxel."""
+        counts = np.bincount(self.image.data.ravel().astype(np.int64))
+        return {
+            n: int(counts[v]) for v, n in self.names.items() if v < counts.size and counts[v] > 0
+        }
+
+    def resample_to(self, reference: Image) -> Labels:
+        """Labels on the grid of ``reference`` (nearest neighbour)."""
+        return Labels(self.image.resample_to(reference, method="nearest"), self.names)
