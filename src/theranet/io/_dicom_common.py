@@ -40,13 +40,16 @@ __all__ = [
     "NM_SOP_CLASS",
     "PET_SOP_CLASS",
     "RadiopharmaceuticalInfo",
+    "check_half_life",
     "dicom_datetime",
     "nuclide_from_code",
     "parse_da",
     "parse_dt",
     "parse_tm",
+    "pixel_array",
     "radiopharmaceutical_info",
     "read_dataset",
+    "same_value",
     "tag_name",
 ]
 
