@@ -1,8 +1,9 @@
 """The ``theranet`` command: one verb per job.
 
 Verbs of the foundation: ``nuclide`` (decay data), ``info`` (what a reader sees
-in an image: quantity, unit, geometry, timing, assumptions) and ``discover``
-(patients, studies, series and time points under a folder).
+in an image: quantity, unit, geometry, timing, assumptions), ``convert`` (any
+image to NIfTI + sidecar) and ``discover`` (patients, studies, series and time
+points under a folder).
 """
 
 from __future__ import annotations
@@ -169,6 +170,48 @@ def info(
             v = "\n".join(v) if v else "-"
         table.add_row(k, str(v))
     console.print(table)
+
+
+@app.command()
+def convert(
+    source: Annotated[
+        Path, typer.Argument(help="NM SPECT file, DICOM series folder or NIfTI file.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output .nii.gz (sidecar beside it).")],
+    strictness: Annotated[
+        str, typer.Option(help="strict: refuse dose-relevant problems; lenient: record them.")
+    ] = "strict",
+    injection_datetime: Annotated[
+        str | None, typer.Option(help="Injection datetime (ISO 8601) if the header lacks it.")
+    ] = None,
+    activity_mbq: Annotated[
+        float | None, typer.Option(help="Administered activity, MBq, if the header lacks it.")
+    ] = None,
+    calibration_cps_per_mbq: Annotated[
+        float | None, typer.Option(help="SPECT sensitivity, cps/MBq, for count images.")
+    ] = None,
+) -> None:
+    """Read an image and write it as NIfTI with its JSON sidecar (atomically)."""
+    from theranet.io import read_image
+    from theranet.io.nifti import write_nifti
+
+    if not out.name.endswith((".nii", ".nii.gz")):
+        raise typer.BadParameter("must end in .nii or .nii.gz", param_hint="--out")
+    kwargs: dict = {"strictness": strictness}
+    if not source.name.endswith((".nii", ".nii.gz")):
+        kwargs["injection"] = _parse_datetime(injection_datetime, "--injection-datetime")
+        kwargs["administered_activity_mbq"] = activity_mbq
+        if calibration_cps_per_mbq is not None:
+            kwargs["calibration_cps_per_mbq"] = calibration_cps_per_mbq
+    try:
+        img = read_image(source, **kwargs)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_nifti(img, out)
+    except (TheranetError, FileNotFoundError, TypeError) as exc:
+        _fail(exc)
+    console.print(f"wrote {out} ({img.quantity.value}, {img.unit}, shape {img.shape})")
+    for a in img.provenance.assumptions:
+        console.print(f"[yellow]assumed[/] {a}")
 
 
 @app.command()
