@@ -58,6 +58,18 @@ def axial_affine(
     return aff
 
 
+def ascending(affine: np.ndarray, volume: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The same volume with its slices ascending along n = row x column cosines,
+    the order the readers return (as ITK does)."""
+    normal = np.cross(affine[:3, 2], affine[:3, 1])
+    if affine[:3, 0] @ normal > 0:
+        return affine, volume
+    out = affine.copy()
+    out[:3, 3] = affine[:3, 3] + (volume.shape[0] - 1) * affine[:3, 0]
+    out[:3, 0] = -affine[:3, 0]
+    return out, volume[::-1]
+
+
 def _ds(v: float) -> DSfloat:
     return DSfloat(float(v), auto_format=True)
 

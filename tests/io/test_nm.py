@@ -14,6 +14,7 @@ from pydicom.tag import Tag
 from tests.io.builders_nm import (
     DEFAULT_ACQUISITION_START,
     DEFAULT_INJECTION,
+    ascending,
     axial_affine,
     write_nm_planar,
     write_nm_spect,
@@ -77,27 +78,26 @@ def test_geometry_round_trip(tmp_path, affine, sign):
     assert np.sign(float(ds.SpacingBetweenSlices)) == sign
     img = read_nm_spect(path)
     assert img.shape == SHAPE
-    assert_allclose(img.affine, affine, atol=1e-6, rtol=0)
-    assert_allclose(img.data, vol * 1e-6, rtol=1e-6)
+    # the reader returns slices ascending along the normal (like the series reader)
+    expected_affine, expected_vol = ascending(affine, vol)
+    assert_allclose(img.affine, expected_affine, atol=1e-6, rtol=0)
+    assert_allclose(img.data, expected_vol * 1e-6, rtol=1e-6)
     assert img.modality == "NM"
     assert "DetectorInformationSequence (0054,0022)" in _step(img, "geometry:")
 
 
 def test_negative_spacing_with_reversed_storage(tmp_path):
     """Slices along +z written with a negative step: the frames are stored from the
-    top; the reader gives the reversed volume with the reversed affine, i.e. the
-    same values at the same LPS positions."""
+    top; the reader puts them back in ascending order, so the input affine and
+    volume come back and the same LPS position holds the same value."""
     affine = axial_affine()
     vol = _levels() * 2.0
     path = write_nm_spect(tmp_path / "s.dcm", vol, affine, slope=2.0, spacing_sign=-1)
+    assert float(pydicom.dcmread(path).SpacingBetweenSlices) < 0
     img = read_nm_spect(path)
-    n = SHAPE[0]
-    expected = affine.copy()
-    expected[:3, 0] = -affine[:3, 0]
-    expected[:3, 3] = affine[:3, 3] + (n - 1) * affine[:3, 0]
-    assert_allclose(img.affine, expected, atol=1e-6, rtol=0)
-    assert_allclose(img.data, vol[::-1] * 1e-6, rtol=1e-6)
-    # voxel (k, j, i) of the input and its image in the reader's grid agree
+    assert_allclose(img.affine, affine, atol=1e-6, rtol=0)
+    assert_allclose(img.data, vol * 1e-6, rtol=1e-6)
+    assert "slices reversed" in _step(img, "slices reversed")
     k, j, i = 1, 3, 4
     lps = affine[:3, :3] @ [k, j, i] + affine[:3, 3]
     idx = np.rint(img.lps_to_index(lps)).astype(int)

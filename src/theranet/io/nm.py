@@ -13,8 +13,10 @@ Geometry (PS3.3 C.8.4.15, C.8.4.8)
     ``a0 = SliceVector - 1``. Slice ``k`` (1-based) lies at
     ``IPP + (k - 1) * SpacingBetweenSlices * n`` with ``n = row cosines x column
     cosines``; a negative Spacing Between Slices stacks the slices against the
-    normal. The affine columns are ``n * SpacingBetweenSlices``,
-    ``IOP[3:6] * PixelSpacing[0]`` and ``IOP[0:3] * PixelSpacing[1]``.
+    normal. The affine columns are ``n * |SpacingBetweenSlices|``,
+    ``IOP[3:6] * PixelSpacing[0]`` and ``IOP[0:3] * PixelSpacing[1]``: like the
+    series reader, the volume is returned with its slices ascending along ``n``
+    (frames stored against the normal are reversed, and that is recorded).
 
 Values (the path taken is recorded in the provenance as ``values: ...``)
     1. Real World Value Mapping Sequence (0040,9096) item with Measurement Units
@@ -924,6 +926,12 @@ def read_nm_spect(
     affine = np.eye(4)
     affine[:3, :3] = axes
     affine[:3, 3] = ipp
+    if axes[:, 0] @ np.cross(axes[:, 2], axes[:, 1]) < 0:
+        # canonical order, as for DICOM series: slices ascending along the normal
+        stored = stored[::-1]
+        affine[:3, 3] = ipp + (n_frames - 1) * axes[:, 0]
+        affine[:3, 0] = -axes[:, 0]
+        steps.append("slices reversed to ascend along the slice normal")
 
     windows = _window_list(ds)
     if windows:
