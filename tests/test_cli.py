@@ -69,3 +69,139 @@ def test_info_missing_file(tmp_path):
     r = runner.invoke(app, ["info", str(tmp_path / "nope.nii.gz")])
     assert r.exit_code == 2
     assert "error" in r.output
+
+
+# --------------------------------------------------------------- convert: bad input
+
+
+def _ct(folder, **kw):
+    from tests.io.builders_series import write_ct_series
+
+    rng = np.random.default_rng(0)
+    return write_ct_series(
+        folder, rng.integers(-100, 200, (5, 4, 6)).astype(float), np.diag([3.0, 2, 2, 1]), **kw
+    )
+
+
+def _spect(path, **kw):
+    from tests.io.builders_nm import axial_affine, write_nm_spect
+
+    return write_nm_spect(path, np.full((4, 5, 6), 100.0), axial_affine(), **kw)
+
+
+def _convert(src, out, *extra):
+    return runner.invoke(app, ["convert", str(src), "--out", str(out), *extra])
+
+
+def _assert_refused(r, out, *fragments):
+    assert r.exit_code == 2, r.output
+    assert "error" in r.output
+    for f in fragments:
+        assert f in r.output, (f, r.output)
+    assert not out.exists()
+    assert list(out.parent.iterdir()) == [], "no output, not even a temporary file"
+
+
+def test_convert_ct_series(tmp_path):
+    _ct(tmp_path / "ct")
+    out = tmp_path / "out" / "ct.nii.gz"
+    r = _convert(tmp_path / "ct", out)
+    assert r.exit_code == 0, r.output
+    assert out.exists() and out.with_name("ct.json").exists()
+
+
+def test_convert_non_dicom_file(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "image.dcm").write_text("this is not DICOM")
+    (tmp_path / "out").mkdir()
+    out = tmp_path / "out" / "x.nii.gz"
+    _assert_refused(_convert(src / "image.dcm", out), out, "DICM")
+
+
+def test_convert_truncated_file(tmp_path):
+    files = _ct(tmp_path / "ct")
+    files[2].write_bytes(files[2].read_bytes()[:600])
+    (tmp_path / "out").mkdir()
+    out = tmp_path / "out" / "x.nii.gz"
+    _assert_refused(_convert(tmp_path / "ct", out), out, files[2].name)
+
+
+def test_convert_two_frames_of_reference(tmp_path):
+    def other_for(k, ds):
+        if k == 3:
+            ds.FrameOfReferenceUID = "1.2.3.4.5"
+
+    _ct(tmp_path / "ct", per_slice=other_for)
+    (tmp_path / "out").mkdir()
+    out = tmp_path / "out" / "x.nii.gz"
+    _assert_refused(_convert(tmp_path / "ct", out), out, "FrameOfReferenceUID (0020,0052)")
+
+
+def test_convert_slice_gap(tmp_path):
+    files = _ct(tmp_path / "ct")
+    files[2].unlink()
+    (tmp_path / "out").mkdir()
+    out = tmp_path / "out" / "x.nii.gz"
+    _assert_refused(_convert(tmp_path / "ct", out, "--strictness", "lenient"), out, "gap")
+
+
+def test_convert_missing_injection_strict_then_lenient(tmp_path):
+    src = _spect(tmp_path / "spect.dcm", injection=None)
+    (tmp_path / "out").mkdir()
+    out = tmp_path / "out" / "x.nii.gz"
+    _assert_refused(
+        _convert(src, out),
+        out,
+        "RadiopharmaceuticalStartDateTime (0018,1078)",
+        "--injection-datetime",
+    )
+    r = _convert(src, out, "--strictness", "lenient")
+    assert r.exit_code == 0, r.output
+    assert "assumed" in r.output and "injection" in r.output
+    side = json.loads(out.with_name("x.json").read_text())
+    assert any("injection" in a for a in side["provenance"]["assumptions"])
+    assert side["timing"]["injection"] is None
+    # supplying the time on the command line is the fix
+    out2 = tmp_path / "out" / "y.nii.gz"
+    r = _convert(src, out2, "--injection-datetime", "2026-03-09T10:30")
+    assert r.exit_code == 0, r.output
+    assert json.loads(out2.with_name("y.json").read_text())["timing"]["injection"] == (
+        "2026-03-09T10:30:00"
+    )
+
+
+def test_convert_units_absent(tmp_path):
+    from tests.io.builders_series import write_pet_series
+
+    write_pet_series(
+        tmp_path / "pet", np.ones((3, 4, 4)) * 1000, np.diag([3.0, 4, 4, 1]), units=None
+    )
+    (tmp_path / "out").mkdir()
+    out = tmp_path / "out" / "x.nii.gz"
+    _assert_refused(_convert(tmp_path / "pet", out), out, "Units (0054,1001)")
+    r = _convert(tmp_path / "pet", out, "--units", "BQML")
+    assert r.exit_code == 0, r.output
+
+
+def test_convert_nan_pixels(tmp_path):
+    vol = np.full((4, 5, 6), 100.0)
+    vol[1, 2, 3] = np.nan
+    from tests.io.builders_nm import axial_affine, write_nm_spect
+
+    src = write_nm_spect(tmp_path / "s.dcm", vol, axial_affine(), float_pixels=True)
+    (tmp_path / "out").mkdir()
+    out = tmp_path / "out" / "x.nii.gz"
+    _assert_refused(_convert(src, out, "--strictness", "lenient"), out, "non-finite")
+
+
+def test_convert_negative_calibration(tmp_path):
+    src = _spect(tmp_path / "s.dcm", values="counts")
+    (tmp_path / "out").mkdir()
+    out = tmp_path / "out" / "x.nii.gz"
+    _assert_refused(
+        _convert(src, out, "--calibration-cps-per-mbq", "-9.5"),
+        out,
+        "calibration_cps_per_mbq",
+        "-9.5",
+    )

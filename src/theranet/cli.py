@@ -99,6 +99,52 @@ def nuclide(
     console.print(table)
 
 
+StrictnessOpt = Annotated[
+    str, typer.Option(help="strict: refuse dose-relevant problems; lenient: record them.")
+]
+InjectionOpt = Annotated[
+    str | None, typer.Option(help="Injection datetime (ISO 8601) if the header lacks it.")
+]
+ActivityOpt = Annotated[
+    float | None, typer.Option(help="Administered activity, MBq, if the header lacks it.")
+]
+CalibrationOpt = Annotated[
+    float | None, typer.Option(help="SPECT sensitivity, cps/MBq, for count images.")
+]
+NuclideOpt = Annotated[str | None, typer.Option(help="Nuclide if the header lacks it (Lu-177).")]
+UnitsOpt = Annotated[
+    str | None, typer.Option(help="PET Units if the header lacks them (BQML, CNTS, GML).")
+]
+DecayOpt = Annotated[
+    str | None,
+    typer.Option(help="PET Decay Correction if the header lacks it (START, ADMIN, NONE)."),
+]
+
+
+def _reader_options(
+    path: Path,
+    strictness: str,
+    injection_datetime: str | None,
+    activity_mbq: float | None,
+    calibration_cps_per_mbq: float | None,
+    nuclide: str | None,
+    units: str | None,
+    decay_correction: str | None,
+) -> dict:
+    """Keyword arguments for :func:`theranet.io.read_image` from the CLI options."""
+    if path.name.endswith((".nii", ".nii.gz")):
+        return {"strictness": strictness}
+    return {
+        "strictness": strictness,
+        "injection": _parse_datetime(injection_datetime, "--injection-datetime"),
+        "administered_activity_mbq": activity_mbq,
+        "calibration_cps_per_mbq": calibration_cps_per_mbq,
+        "nuclide": nuclide,
+        "units": units,
+        "decay_correction": decay_correction,
+    }
+
+
 def _parse_datetime(value: str | None, option: str) -> datetime | None:
     if value is None:
         return None
@@ -113,29 +159,28 @@ def _parse_datetime(value: str | None, option: str) -> datetime | None:
 @app.command()
 def info(
     path: Annotated[Path, typer.Argument(help="NIfTI file, NM SPECT file or DICOM series folder.")],
-    strictness: Annotated[
-        str, typer.Option(help="strict: refuse dose-relevant problems; lenient: record them.")
-    ] = "strict",
-    injection_datetime: Annotated[
-        str | None, typer.Option(help="Injection datetime (ISO 8601) if the header lacks it.")
-    ] = None,
-    activity_mbq: Annotated[
-        float | None, typer.Option(help="Administered activity, MBq, if the header lacks it.")
-    ] = None,
-    calibration_cps_per_mbq: Annotated[
-        float | None, typer.Option(help="SPECT sensitivity, cps/MBq, for count images.")
-    ] = None,
+    strictness: StrictnessOpt = "strict",
+    injection_datetime: InjectionOpt = None,
+    activity_mbq: ActivityOpt = None,
+    calibration_cps_per_mbq: CalibrationOpt = None,
+    nuclide: NuclideOpt = None,
+    units: UnitsOpt = None,
+    decay_correction: DecayOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Read an image and show what theranet understood of it."""
     from theranet.io import read_image
 
-    kwargs: dict = {"strictness": strictness}
-    if not path.name.endswith((".nii", ".nii.gz")):
-        kwargs["injection"] = _parse_datetime(injection_datetime, "--injection-datetime")
-        kwargs["administered_activity_mbq"] = activity_mbq
-        if calibration_cps_per_mbq is not None:
-            kwargs["calibration_cps_per_mbq"] = calibration_cps_per_mbq
+    kwargs = _reader_options(
+        path,
+        strictness,
+        injection_datetime,
+        activity_mbq,
+        calibration_cps_per_mbq,
+        nuclide,
+        units,
+        decay_correction,
+    )
     try:
         img = read_image(path, **kwargs)
     except (TheranetError, FileNotFoundError, TypeError) as exc:
@@ -178,18 +223,13 @@ def convert(
         Path, typer.Argument(help="NM SPECT file, DICOM series folder or NIfTI file.")
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output .nii.gz (sidecar beside it).")],
-    strictness: Annotated[
-        str, typer.Option(help="strict: refuse dose-relevant problems; lenient: record them.")
-    ] = "strict",
-    injection_datetime: Annotated[
-        str | None, typer.Option(help="Injection datetime (ISO 8601) if the header lacks it.")
-    ] = None,
-    activity_mbq: Annotated[
-        float | None, typer.Option(help="Administered activity, MBq, if the header lacks it.")
-    ] = None,
-    calibration_cps_per_mbq: Annotated[
-        float | None, typer.Option(help="SPECT sensitivity, cps/MBq, for count images.")
-    ] = None,
+    strictness: StrictnessOpt = "strict",
+    injection_datetime: InjectionOpt = None,
+    activity_mbq: ActivityOpt = None,
+    calibration_cps_per_mbq: CalibrationOpt = None,
+    nuclide: NuclideOpt = None,
+    units: UnitsOpt = None,
+    decay_correction: DecayOpt = None,
 ) -> None:
     """Read an image and write it as NIfTI with its JSON sidecar (atomically)."""
     from theranet.io import read_image
@@ -197,12 +237,16 @@ def convert(
 
     if not out.name.endswith((".nii", ".nii.gz")):
         raise typer.BadParameter("must end in .nii or .nii.gz", param_hint="--out")
-    kwargs: dict = {"strictness": strictness}
-    if not source.name.endswith((".nii", ".nii.gz")):
-        kwargs["injection"] = _parse_datetime(injection_datetime, "--injection-datetime")
-        kwargs["administered_activity_mbq"] = activity_mbq
-        if calibration_cps_per_mbq is not None:
-            kwargs["calibration_cps_per_mbq"] = calibration_cps_per_mbq
+    kwargs = _reader_options(
+        source,
+        strictness,
+        injection_datetime,
+        activity_mbq,
+        calibration_cps_per_mbq,
+        nuclide,
+        units,
+        decay_correction,
+    )
     try:
         img = read_image(source, **kwargs)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -223,7 +267,7 @@ def discover(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """List patients (pseudonymised), time points and series under a folder."""
-    from theranet.io.discover import discover as _discover
+    from theranet.io.discovery import discover as _discover
 
     try:
         groups = _discover(root, strictness="lenient" if lenient else "strict")

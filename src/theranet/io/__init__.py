@@ -22,7 +22,7 @@ __all__ = [
 ]
 
 _LAZY = {
-    "discover": "theranet.io.discover",
+    "discover": "theranet.io.discovery",
     "read_labels": "theranet.io.nifti",
     "read_nifti": "theranet.io.nifti",
     "write_nifti": "theranet.io.nifti",
@@ -42,8 +42,11 @@ def read_image(path: str | Path, **kwargs):
     """Read an image from a NIfTI file, an NM SPECT file, or a DICOM series folder.
 
     Keyword arguments go to the reader chosen: :func:`read_nifti`,
-    :func:`read_nm_spect` or :func:`read_series`.
+    :func:`read_nm_spect` or :func:`read_series`; those set to None are dropped,
+    so one set of options can be passed whatever the file turns out to be. An
+    option the chosen reader does not take raises ``TypeError``.
     """
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
     from theranet.errors import DicomReadError
     from theranet.io._dicom_common import read_dataset
 
