@@ -249,6 +249,18 @@ class TestQuantity:
         assert suv.quantity is Quantity.SUVBW
         assert suv.data[0, 0, 0] == pytest.approx(expected, rel=2e-4)
 
+    def test_suv_refused_without_attenuation_correction(self):
+        # QIBA FDG profile / clinical.md §4.1: SUV requires ATTN in Corrected Image.
+        img = _activity_image(np.ones((1, 1, 1)), injection=T0, administered_activity_mbq=100.0)
+        img = img.replace(patient=PatientInfo(weight_kg=70.0))
+        with pytest.raises(QuantityError, match="ATTN"):
+            img.replace(corrections=frozenset({"DECY", "SCAT"})).to_suv()
+        ok = img.replace(corrections={"attn", "decy"}).to_suv()
+        assert ok.corrections == {"ATTN", "DECY"}
+        assert not any("corrections unknown" in a for a in ok.provenance.assumptions)
+        unknown = img.to_suv()
+        assert any("corrections unknown" in a for a in unknown.provenance.assumptions)
+
     def test_suv_missing_weight(self):
         img = _activity_image(np.ones((1, 1, 1)), injection=T0, administered_activity_mbq=100.0)
         with pytest.raises(MissingFieldError, match="weight_kg"):
@@ -335,3 +347,23 @@ class TestLabels:
             Labels(Image(d.astype(np.float32), np.eye(4), Quantity.LABEL), {2: "x"})
         with pytest.raises(ValueError, match="background"):
             Labels.from_array(d, np.eye(4), {0: "bg"})
+
+
+@pytest.mark.parametrize("method", ["conserve", "linear", "nearest"])
+def test_separable_path_equals_general_path(method):
+    # The axis-aligned fast path must give the same sums as the general one.
+    from theranet.image import _resample_general, _resample_separable
+
+    rng = np.random.default_rng(5)
+    src = rng.random((9, 11, 13))
+    m = np.eye(4)
+    m[:3, :3] = np.diag([0.37, -1.9, 2.6])  # zoom, flip
+    m[:3, 3] = [0.2, 17.3, -3.1]
+    shape = (21, 8, 6)
+    offsets = [np.array([-0.25, 0.25]), np.array([0.0]), np.array([-1 / 3, 0.0, 1 / 3])]
+    if method != "conserve":
+        offsets = [np.array([0.0])] * 3
+    order = 0 if method == "nearest" else 1
+    fast = _resample_separable(src, m, shape, offsets, order)
+    slow = _resample_general(src, m, shape, offsets, order, 0.0, False)
+    assert_allclose(fast, slow, rtol=1e-12, atol=1e-12)

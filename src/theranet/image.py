@@ -310,6 +310,9 @@ class Image:
     calibration_cps_per_mbq : float, optional
         Sensitivity used to convert count rate into activity (recorded once applied).
     provenance : Provenance
+    corrections : frozenset of str, optional
+        Corrections applied to the values, as DICOM Corrected Image (0028,0051)
+        terms (``ATTN``, ``SCAT``, ``DECY``, ``DTIM``...); None when unknown.
 
     Examples
     --------
@@ -330,8 +333,13 @@ class Image:
     patient: PatientInfo = field(default_factory=PatientInfo)
     calibration_cps_per_mbq: float | None = None
     provenance: Provenance = field(default_factory=Provenance)
+    corrections: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
+        if self.corrections is not None:
+            object.__setattr__(
+                self, "corrections", frozenset(str(c).upper() for c in self.corrections)
+            )
         data = np.asarray(self.data)
         if data.ndim != 3:
             raise ImageDataError(
@@ -660,7 +668,20 @@ class Image:
             quantity, label = Quantity.SUL, f"SUL ({lbm_formula})"
         else:
             raise ValueError(f"kind: unknown SUV kind {kind!r}; use 'bw' or 'lbm'")
+        if self.corrections is not None and "ATTN" not in self.corrections:
+            raise QuantityError(
+                "corrections",
+                "SUV needs attenuation-corrected values (ATTN), QIBA",
+                sorted(self.corrections),
+                "use the attenuation-corrected reconstruction",
+            )
         at_inj = self.decay_correct_to(t.injection)
+        if self.corrections is None:
+            at_inj = at_inj.replace(
+                provenance=at_inj.provenance.with_assumptions(
+                    ("corrections unknown: attenuation correction taken as applied for SUV",)
+                )
+            )
         factor = mass_kg * 1000.0 / t.administered_activity_mbq  # g per MBq
         return at_inj._derive(
             (at_inj.data * factor).astype(np.float32),
@@ -710,7 +731,6 @@ class Image:
                 "labels can only be resampled with 'nearest'",
                 method,
             )
-        from scipy import ndimage
 
         src = np.asarray(self.data)
         extensive = self.quantity.is_extensive
@@ -725,31 +745,13 @@ class Image:
         else:
             n_sub = np.ones(3, dtype=int)
         offsets = [((np.arange(n) + 0.5) / n - 0.5) for n in n_sub]
-        grid = np.indices(shape, dtype=np.float64).reshape(3, -1)
         order = 0 if method == "nearest" else 1
-        acc = np.zeros(grid.shape[1], dtype=np.float64)
-        padded = np.pad(src.astype(np.float64, copy=False), 1, mode="edge")
-        for o0, o1, o2 in itertools.product(*offsets):
-            pts = grid + np.array([[o0], [o1], [o2]])
-            coords = m[:3, :3] @ pts + m[:3, 3:4]
-            # snap round-off (inv(A) @ A != I exactly) so grid points on the
-            # source's edge are not treated as outside it
-            snapped = np.rint(coords)
-            coords = np.where(np.abs(coords - snapped) < 1e-6, snapped, coords)
-            if order == 0:
-                coords = snapped
-            # a voxel covers index +-0.5: inside that, take the (edge-padded)
-            # source; outside, the fill value
-            outside = np.any(
-                (coords < -0.5) | (coords > np.array(src.shape)[:, None] - 0.5), axis=0
-            )
-            vals = ndimage.map_coordinates(
-                padded, coords + 1.0, order=order, mode="nearest", prefilter=False
-            )
-            vals[outside] = 0.0 if extensive else fill_value
-            acc += vals
-        acc /= float(np.prod(n_sub))
-        out = acc.reshape(shape)
+        off_diagonal = m[:3, :3] - np.diag(np.diag(m[:3, :3]))
+        if (fill_value == 0.0 or extensive) and np.all(np.abs(off_diagonal) < 1e-9):
+            # axes aligned (possibly flipped): the same sums, one axis at a time
+            out = _resample_separable(src, m, shape, offsets, order)
+        else:
+            out = _resample_general(src, m, shape, offsets, order, fill_value, extensive)
         if extensive:
             out = out * reference.voxel_volume_ml
         dtype = (
@@ -784,6 +786,97 @@ class Image:
 
         data = sitk.GetArrayFromImage(img)
         return cls(data, affine_from_sitk(img), quantity, **kwargs)
+
+
+def _snap(coords: np.ndarray) -> np.ndarray:
+    """Round-off (inv(A) @ A != I exactly) snapped to integers, so grid points on
+    the source's edge are not taken as outside it."""
+    snapped = np.rint(coords)
+    return np.where(np.abs(coords - snapped) < 1e-6, snapped, coords)
+
+
+def _resample_general(
+    src: np.ndarray,
+    m: np.ndarray,
+    shape: tuple[int, int, int],
+    offsets: list[np.ndarray],
+    order: int,
+    fill_value: float,
+    extensive: bool,
+) -> np.ndarray:
+    """Mean of the interpolated source over sub-samples of each target voxel.
+
+    A source voxel covers its index +-0.5: inside that the edge-padded source is
+    interpolated; outside, the fill value is taken.
+    """
+    from scipy import ndimage
+
+    grid = np.indices(shape, dtype=np.float64).reshape(3, -1)
+    acc = np.zeros(grid.shape[1], dtype=np.float64)
+    padded = np.pad(src.astype(np.float64, copy=False), 1, mode="edge")
+    upper = np.array(src.shape)[:, None] - 0.5
+    for o0, o1, o2 in itertools.product(*offsets):
+        coords = _snap(m[:3, :3] @ (grid + np.array([[o0], [o1], [o2]])) + m[:3, 3:4])
+        if order == 0:
+            coords = np.rint(coords)
+        outside = np.any((coords < -0.5) | (coords > upper), axis=0)
+        vals = ndimage.map_coordinates(
+            padded, coords + 1.0, order=order, mode="nearest", prefilter=False
+        )
+        vals[outside] = 0.0 if extensive else fill_value
+        acc += vals
+    n = np.prod([len(o) for o in offsets])
+    return (acc / float(n)).reshape(shape)
+
+
+def _resample_separable(
+    src: np.ndarray,
+    m: np.ndarray,
+    shape: tuple[int, int, int],
+    offsets: list[np.ndarray],
+    order: int,
+) -> np.ndarray:
+    """:func:`_resample_general` with fill value 0 for a diagonal ``m``.
+
+    Trilinear weights and the sub-sample grid are both tensor products, so the
+    3-D mean factorises into one sparse (target x source) weight matrix per axis.
+    """
+    from scipy import sparse
+
+    out = src.astype(np.float64, copy=False)
+    for axis in range(3):
+        n_s, n_t = src.shape[axis], shape[axis]
+        rows, cols, vals = [], [], []
+        t = np.arange(n_t, dtype=np.float64)
+        for o in offsets[axis]:
+            c = _snap(m[axis, axis] * (t + o) + m[axis, 3])
+            if order == 0:
+                c = np.rint(c)
+            inside = (c >= -0.5) & (c <= n_s - 0.5)
+            cc = np.clip(c[inside], 0.0, n_s - 1.0)
+            ti = t[inside].astype(np.int64)
+            if order == 0:
+                rows.append(ti)
+                cols.append(cc.astype(np.int64))
+                vals.append(np.ones_like(cc))
+            else:
+                i0 = np.floor(cc).astype(np.int64)
+                frac = cc - i0
+                i1 = np.minimum(i0 + 1, n_s - 1)
+                rows += [ti, ti]
+                cols += [i0, i1]
+                vals += [1.0 - frac, frac]
+        w = sparse.csr_matrix(
+            (
+                np.concatenate(vals) / len(offsets[axis]),
+                (np.concatenate(rows), np.concatenate(cols)),
+            ),
+            shape=(n_t, n_s),
+        )
+        moved = np.moveaxis(out, axis, 0)
+        res = w @ moved.reshape(n_s, -1)
+        out = np.moveaxis(res.reshape((n_t, *moved.shape[1:])), 0, axis)
+    return np.ascontiguousarray(out)
 
 
 def affine_from_sitk(img: sitk.Image) -> np.ndarray:

@@ -47,6 +47,7 @@ def _image():
         patient=PatientInfo(weight_kg=72.5, height_cm=171.0, sex="F"),
         calibration_cps_per_mbq=9.3,
         provenance=Provenance("synthetic", ("step one",), ("assumed x",)),
+        corrections=frozenset({"ATTN", "SCAT", "DECY"}),
     )
 
 
@@ -64,6 +65,7 @@ def test_round_trip(tmp_path):
         "timing",
         "patient",
         "calibration_cps_per_mbq",
+        "corrections",
     ):
         assert getattr(back, field) == getattr(img, field), field
     assert back.provenance.steps == img.provenance.steps

@@ -104,6 +104,7 @@ def _sidecar_dict(image: Image, label_names: dict[int, str] | None) -> dict:
         },
         "patient": {"weight_kg": p.weight_kg, "height_cm": p.height_cm, "sex": p.sex},
         "calibration_cps_per_mbq": image.calibration_cps_per_mbq,
+        "corrections": None if image.corrections is None else sorted(image.corrections),
         "provenance": {
             "source": image.provenance.source,
             "steps": list(image.provenance.steps),
@@ -345,6 +346,7 @@ def _read(
         patient=patient,
         calibration_cps_per_mbq=cal,
         provenance=prov,
+        corrections=None if meta.get("corrections") is None else frozenset(meta["corrections"]),
     )
     if q is not Quantity.LABEL:
         image.check_finite()
