@@ -388,6 +388,8 @@ def test_none_with_per_slice_times_is_brought_to_the_earliest_frame(tmp_path, eq
 def test_none_with_per_slice_times_needs_the_nuclide(tmp_path):
     # Reason: per-slice decay correction needs a half-life; the header one is
     # never used alone (clinical.md §1.1), so an unknown nuclide is refused.
+    # Strict reading refuses an unknown nuclide for any emission image (as the
+    # NM reader does); lenient reading gets as far as the per-slice correction.
     acq = [T_SERIES + timedelta(minutes=m) for m in (0, 3, 6)]
     write_pet_series(
         tmp_path,
@@ -397,7 +399,8 @@ def test_none_with_per_slice_times_needs_the_nuclide(tmp_path):
         acquisition_datetimes=acq,
         nuclide_code=None,
     )
-    _refused(tmp_path, MissingFieldError, "nuclide", "nuclide='F-18'")
+    _refused(tmp_path, MissingFieldError, "RadionuclideCodeSequence (0054,0300)", "--nuclide")
+    _refused(tmp_path, MissingFieldError, "nuclide", "nuclide='F-18'", strictness="lenient")
     assert read_series(tmp_path, nuclide="18F").nuclide == "F-18"
 
 

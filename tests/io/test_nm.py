@@ -342,7 +342,8 @@ def test_arguments_override_the_header(tmp_path):
     inj = datetime(2026, 3, 9, 11, 0)
     img = read_nm_spect(path, injection=inj, administered_activity_mbq=7000.0, nuclide="177Lu")
     assert img.timing.injection == inj
-    assert img.timing.injection_source == "argument injection"
+    # same wording as the series reader (shared theranet.io._dicom_common.administration)
+    assert img.timing.injection_source == "injection argument"
     assert img.timing.administered_activity_mbq == 7000.0
     assert img.nuclide == "Lu-177"
     assert any("7000 MBq from the argument" in a for a in img.provenance.assumptions)

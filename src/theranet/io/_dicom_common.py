@@ -10,16 +10,28 @@ Conventions (see the DICOM standard PS3.3):
   (0018,1072) has no date and is combined with the Series (or Study/Acquisition)
   Date, taking the previous day when that would place the injection after the
   scan (midnight crossing), and recording that it did.
+* DICOM times are local wall-clock times. An aware datetime (a DT with an
+  offset, or an aware ``injection=`` argument) is converted to the header's
+  Timezone Offset From UTC (0008,0201) when present; otherwise its offset is
+  dropped, which is an assumption (lenient mode) for an argument and a recorded
+  note for a header value (:func:`naive_local`).
+* :func:`administration` and :func:`patient_info` are the one implementation of
+  the administration (injection, activity, nuclide, tracer) and the patient
+  body data for every DICOM reader (NM and single-frame series), so that both
+  take the same paths and record them in the same words.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import numbers
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
+from typing import TypeVar
 
 import pydicom
 from pydicom.dataset import Dataset
@@ -30,22 +42,30 @@ from theranet.errors import (
     DicomReadError,
     InconsistentSeriesError,
     MissingFieldError,
+    Strictness,
     TimingError,
+    UnitError,
 )
+from theranet.image import PatientInfo
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "ENHANCED_PET_SOP_CLASS",
+    "INJECTION_ARGUMENT",
     "NM_SOP_CLASS",
     "PET_SOP_CLASS",
+    "Administration",
     "RadiopharmaceuticalInfo",
+    "administration",
     "check_half_life",
     "dicom_datetime",
+    "naive_local",
     "nuclide_from_code",
     "parse_da",
     "parse_dt",
     "parse_tm",
+    "patient_info",
     "pixel_array",
     "radiopharmaceutical_info",
     "read_dataset",
@@ -229,23 +249,104 @@ def nuclide_from_code(item: Dataset) -> str | None:
     return None
 
 
+#: ``injection_source`` of an injection time supplied as an argument.
+INJECTION_ARGUMENT = "injection argument"
+
+_MAX_WEIGHT_KG = 700.0
+_MAX_SIZE_M = 3.0
+
+_T = TypeVar("_T")
+
+
+def _utc_offset(text: str) -> timezone | None:
+    """``+HHMM``/``-HHMM`` (Timezone Offset From UTC) -> timezone; None if malformed."""
+    m = re.fullmatch(r"([+-]?)(\d{2})(\d{2})", text.strip())
+    if not m or int(m.group(2)) > 14 or int(m.group(3)) >= 60:
+        return None
+    sign = -1 if m.group(1) == "-" else 1
+    return timezone(sign * timedelta(hours=int(m.group(2)), minutes=int(m.group(3))))
+
+
+def naive_local(
+    t: datetime | None,
+    ds: Dataset,
+    what: str,
+    assumptions: Assumptions,
+    *,
+    ask: bool = False,
+    steps: list[str] | None = None,
+    source: str | None = None,
+) -> datetime | None:
+    """An aware datetime as naive local time (DICOM times are local wall-clock times).
+
+    With Timezone Offset From UTC (0008,0201) in the header, ``t`` is converted
+    to that offset (recorded in ``steps`` when given). Otherwise the offset is
+    dropped and the wall-clock time kept: for a value the caller supplies
+    (``ask=True``) that is an assumption, refused when strict; for a header
+    value it is a recorded note. Naive datetimes, ``None`` and anything that is
+    not a datetime are returned unchanged.
+    """
+    if not isinstance(t, datetime) or t.tzinfo is None:
+        return t
+    off = _get(ds, "TimezoneOffsetFromUTC")
+    if off is not None:
+        tz = _utc_offset(off)
+        if tz is not None:
+            local = t.astimezone(tz).replace(tzinfo=None)
+            if steps is not None:
+                steps.append(
+                    f"{what} {t.isoformat()} converted to local time {local.isoformat()} "
+                    f"with {tag_name('TimezoneOffsetFromUTC')} {off.strip()}"
+                )
+            return local
+        assumptions.note(
+            f"{tag_name('TimezoneOffsetFromUTC')} {off.strip()!r} is not +/-HHMM; not used"
+        )
+    if ask:
+        assumptions.allow(
+            TimingError(
+                what,
+                "has a UTC offset, but the DICOM times are local times without one",
+                t.isoformat(),
+                "pass the local wall-clock time as a naive datetime, or read with "
+                "strictness='lenient' to drop the offset",
+                source,
+            ),
+            "UTC offset dropped; taken as scanner local time",
+        )
+    else:
+        assumptions.note(f"{what}: UTC offset {t.utcoffset()} dropped; taken as scanner local time")
+    return t.replace(tzinfo=None)
+
+
 @dataclass(frozen=True)
 class RadiopharmaceuticalInfo:
-    """What a DICOM header says about the administration.
+    """What a DICOM header (and the caller's overrides) say about the administration.
 
     Attributes
     ----------
     injection : datetime or None
+        The injection time to use: ``injection_override`` when given, else the
+        header's.
     injection_source : str
-        The attribute(s) the injection time came from, and any midnight rule applied.
+        :data:`INJECTION_ARGUMENT`, or the attribute(s) the injection time came
+        from and any midnight rule applied ("" when unknown).
     total_dose_mbq : float or None
-        Radionuclide Total Dose converted to MBq by SOP Class.
+        The administered activity to use, MBq: ``activity_override_mbq`` when
+        given, else Radionuclide Total Dose converted to MBq by SOP Class.
     half_life_h : float or None
         Radionuclide Half Life (0018,1075) converted to h.
     nuclide : str or None
         Canonical nuclide from the Radionuclide Code Sequence.
     radiopharmaceutical : str or None
         Radiopharmaceutical (0018,0031) text.
+    header_injection : datetime or None
+        The header's injection time, None when absent or unusable (an unusable
+        one is tolerated only next to an override, and noted).
+    header_injection_source : str
+        Where ``header_injection`` came from.
+    header_total_dose_mbq : float or None
+        The header's Radionuclide Total Dose in MBq, None when absent or unusable.
     """
 
     injection: datetime | None
@@ -254,38 +355,44 @@ class RadiopharmaceuticalInfo:
     half_life_h: float | None
     nuclide: str | None
     radiopharmaceutical: str | None
+    header_injection: datetime | None = None
+    header_injection_source: str = ""
+    header_total_dose_mbq: float | None = None
 
 
-def radiopharmaceutical_info(
+def _check_not_after(
+    inj: datetime,
+    scan_start: datetime | None,
+    field: str,
+    problem: str,
+    fix: str,
+    source: str | None,
+) -> None:
+    """TimingError when ``inj`` is after ``scan_start`` (offsets ignored if only one has one)."""
+    if scan_start is None:
+        return
+    if (inj.tzinfo is None) != (scan_start.tzinfo is None):
+        inj_cmp, s_cmp = inj.replace(tzinfo=None), scan_start.replace(tzinfo=None)
+    else:
+        inj_cmp, s_cmp = inj, scan_start
+    if inj_cmp > s_cmp:
+        raise TimingError(
+            field,
+            f"{problem} the acquisition start {s_cmp.isoformat()}",
+            inj_cmp.isoformat(),
+            fix,
+            source,
+        )
+
+
+def _header_injection(
     ds: Dataset,
+    item: Dataset,
     scan_start: datetime | None,
     assumptions: Assumptions,
-    *,
-    require_injection: bool = True,
-    source: str | None = None,
-) -> RadiopharmaceuticalInfo:
-    """Read the Radiopharmaceutical Information Sequence (0054,0016).
-
-    Parameters
-    ----------
-    ds : Dataset
-    scan_start : datetime, optional
-        Acquisition start, for the midnight rule and the sign check.
-    assumptions : Assumptions
-        Strictness policy; a missing injection time is refused when strict.
-    require_injection : bool
-        When False (the caller supplies the injection time) a missing one is not
-        an error.
-    source : str, optional
-        Description of the series for messages.
-    """
-    seq = ds.get("RadiopharmaceuticalInformationSequence")
-    item = seq[0] if seq else Dataset()
-    if seq and len(seq) > 1:
-        assumptions.note(
-            f"{tag_name('RadiopharmaceuticalInformationSequence')}: {len(seq)} items; "
-            "the first is used"
-        )
+    source: str | None,
+) -> tuple[datetime | None, str]:
+    """The injection time of a Radiopharmaceutical Information item and its source."""
     inj: datetime | None = None
     inj_src = ""
     dt_s = _get(item, "RadiopharmaceuticalStartDateTime")
@@ -332,58 +439,189 @@ def radiopharmaceutical_info(
                     "injection time later than the scan on the series date; "
                     "the previous day was taken (midnight crossing)"
                 )
-    if inj is None and require_injection:
+    if inj is not None:
+        _check_not_after(
+            inj,
+            scan_start,
+            inj_src or "injection",
+            "injection is after",
+            "check the header times, or supply --injection-datetime",
+            source,
+        )
+    return inj, inj_src
+
+
+def _header_total_dose(
+    ds: Dataset, item: Dataset, assumptions: Assumptions, source: str | None
+) -> float | None:
+    """Radionuclide Total Dose (0018,1074) in MBq, by SOP Class."""
+    dose_s = _get(item, "RadionuclideTotalDose")
+    if dose_s is None:
+        return None
+    sop = str(ds.get("SOPClassUID", ""))
+    scale = _TOTAL_DOSE_UNIT_TO_MBQ.get(sop)
+    if scale is None:
         assumptions.allow(
-            TimingError(
-                tag_name("RadiopharmaceuticalStartDateTime"),
-                "injection time absent (neither Start DateTime nor Start Time)",
-                None,
-                "supply it with --injection-datetime (Python: injection=datetime(...))",
+            MissingFieldError(
+                tag_name("RadionuclideTotalDose"),
+                f"unit undefined for SOP Class {sop} (Bq in PET, MBq in NM/Enhanced PET)",
+                dose_s,
+                "supply the administered activity (CLI --activity-mbq)",
                 source,
             ),
-            "injection time left unknown; no dose or SUV can be computed from this image",
+            "administered activity left unknown",
         )
-    if inj is not None and scan_start is not None:
-        s0 = scan_start
-        if (inj.tzinfo is None) != (s0.tzinfo is None):
-            inj_cmp, s_cmp = inj.replace(tzinfo=None), s0.replace(tzinfo=None)
-        else:
-            inj_cmp, s_cmp = inj, s0
-        if inj_cmp > s_cmp:
-            raise TimingError(
-                inj_src or "injection",
-                f"injection is after the acquisition start {s_cmp.isoformat()}",
-                inj_cmp.isoformat(),
-                "check the header times, or supply --injection-datetime",
-                source,
-            )
+        return None
+    try:
+        dose_mbq = float(dose_s) * scale
+    except ValueError:
+        dose_mbq = math.nan
+    if not (math.isfinite(dose_mbq) and dose_mbq > 0):
+        raise MissingFieldError(
+            tag_name("RadionuclideTotalDose"),
+            "must be positive",
+            dose_s,
+            "supply the administered activity (CLI --activity-mbq)",
+            source,
+        )
+    return dose_mbq
 
-    dose_mbq = None
-    dose_s = _get(item, "RadionuclideTotalDose")
-    if dose_s is not None:
-        sop = str(ds.get("SOPClassUID", ""))
-        scale = _TOTAL_DOSE_UNIT_TO_MBQ.get(sop)
-        if scale is None:
+
+def _note_unusable(assumptions: Assumptions, exc: Exception, argument: str) -> None:
+    assumptions.note(f"header value unusable ({exc}); the {argument} argument is used")
+
+
+def _unless_overridden(
+    read: Callable[[Assumptions], _T],
+    assumptions: Assumptions,
+    argument: str,
+    unusable: _T,
+) -> _T:
+    """``read`` a header value that an argument overrides.
+
+    The header is read strictly; its notes are kept, and a header value that
+    cannot be used is recorded as a note (instead of raising) since the
+    argument takes its place.
+    """
+    trial = Assumptions(Strictness.STRICT)
+    try:
+        out = read(trial)
+    except (TimingError, MissingFieldError) as exc:
+        _note_unusable(assumptions, exc, argument)
+        return unusable
+    assumptions.extend(trial.records)
+    return out
+
+
+def _checked_activity(value: object) -> float:
+    ok = (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
+    if not ok:
+        raise TimingError(
+            "administered_activity_mbq",
+            "must be a positive finite activity",
+            value,
+            "give the administered activity in MBq (CLI --activity-mbq)",
+        )
+    return float(value)  # type: ignore[arg-type]
+
+
+def radiopharmaceutical_info(
+    ds: Dataset,
+    scan_start: datetime | None,
+    assumptions: Assumptions,
+    *,
+    require_injection: bool = True,
+    source: str | None = None,
+    injection_override: datetime | None = None,
+    activity_override_mbq: float | None = None,
+) -> RadiopharmaceuticalInfo:
+    """Read the Radiopharmaceutical Information Sequence (0054,0016).
+
+    Parameters
+    ----------
+    ds : Dataset
+    scan_start : datetime, optional
+        Acquisition start, for the midnight rule and the sign check.
+    assumptions : Assumptions
+        Strictness policy; a missing injection time is refused when strict.
+    require_injection : bool
+        When False a missing injection time is not an error.
+    source : str, optional
+        Description of the series for messages.
+    injection_override : datetime, optional
+        An injection time supplied by the caller (local time, as in the
+        header); it must not be after ``scan_start``. It is returned as
+        ``injection`` (source :data:`INJECTION_ARGUMENT`), and a header
+        injection time that cannot be used (malformed, Start DateTime and Start
+        Time disagreeing, no date, after the scan) is recorded as a note
+        instead of raising; ``header_injection`` is then None.
+    activity_override_mbq : float, optional
+        An administered activity supplied by the caller (positive, MBq),
+        returned as ``total_dose_mbq``; an unusable Radionuclide Total Dose
+        (unit undefined for the SOP Class, not positive) is then recorded as a
+        note and ``header_total_dose_mbq`` is None.
+    """
+    seq = ds.get("RadiopharmaceuticalInformationSequence")
+    item = seq[0] if seq else Dataset()
+    if seq and len(seq) > 1:
+        assumptions.note(
+            f"{tag_name('RadiopharmaceuticalInformationSequence')}: {len(seq)} items; "
+            "the first is used"
+        )
+    if injection_override is not None:
+        if not isinstance(injection_override, datetime):
+            raise TimingError(
+                "injection",
+                "must be a datetime",
+                injection_override,
+                "pass a datetime.datetime (local time, as in the DICOM header)",
+            )
+        _check_not_after(
+            injection_override,
+            scan_start,
+            "injection",
+            "is after",
+            "check the injection datetime (local time, as in the DICOM header; "
+            "CLI --injection-datetime)",
+            source,
+        )
+        hdr_inj, hdr_src = _unless_overridden(
+            lambda a: _header_injection(ds, item, scan_start, a, source),
+            assumptions,
+            "injection",
+            (None, ""),
+        )
+        inj, inj_src = injection_override, INJECTION_ARGUMENT
+    else:
+        hdr_inj, hdr_src = _header_injection(ds, item, scan_start, assumptions, source)
+        inj, inj_src = hdr_inj, hdr_src
+        if inj is None and require_injection:
             assumptions.allow(
-                MissingFieldError(
-                    tag_name("RadionuclideTotalDose"),
-                    f"unit undefined for SOP Class {sop} (Bq in PET, MBq in NM/Enhanced PET)",
-                    dose_s,
-                    "supply the administered activity (CLI --activity-mbq)",
+                TimingError(
+                    tag_name("RadiopharmaceuticalStartDateTime"),
+                    "injection time absent (neither Start DateTime nor Start Time)",
+                    None,
+                    "supply it with --injection-datetime (Python: injection=datetime(...))",
                     source,
                 ),
-                "administered activity left unknown",
+                "injection time left unknown; no dose or SUV can be computed from this image",
             )
-        else:
-            dose_mbq = float(dose_s) * scale
-            if not (math.isfinite(dose_mbq) and dose_mbq > 0):
-                raise MissingFieldError(
-                    tag_name("RadionuclideTotalDose"),
-                    "must be positive",
-                    dose_s,
-                    "supply the administered activity (CLI --activity-mbq)",
-                    source,
-                )
+
+    if activity_override_mbq is not None:
+        dose_mbq = _checked_activity(activity_override_mbq)
+        hdr_dose = _unless_overridden(
+            lambda a: _header_total_dose(ds, item, a, source),
+            assumptions,
+            "administered_activity_mbq",
+            None,
+        )
+    else:
+        hdr_dose = dose_mbq = _header_total_dose(ds, item, assumptions, source)
     hl_s = _get(item, "RadionuclideHalfLife")
     half_life_h = float(hl_s) / 3600.0 if hl_s is not None else None
     rp = _get(item, "Radiopharmaceutical")
@@ -394,6 +632,293 @@ def radiopharmaceutical_info(
         half_life_h=half_life_h,
         nuclide=nuclide_from_code(item),
         radiopharmaceutical=rp,
+        header_injection=hdr_inj,
+        header_injection_source=hdr_src,
+        header_total_dose_mbq=hdr_dose,
+    )
+
+
+@dataclass(frozen=True)
+class Administration:
+    """The administration a DICOM reader records: injection, activity, nuclide, tracer.
+
+    Attributes
+    ----------
+    injection : datetime or None
+        Naive local time, from the ``injection`` argument or the header.
+    injection_source : str or None
+        :data:`INJECTION_ARGUMENT`, or the header attribute(s) (with the
+        midnight rule when applied); None when unknown.
+    header_injection : datetime or None
+        The header's usable injection time (naive local), also when the
+        argument overrides it: a scanner decay-corrects to it (ADMIN).
+    activity_mbq : float or None
+        Administered activity, MBq.
+    nuclide : str or None
+        Canonical nuclide name.
+    tracer : str or None
+        Radiopharmaceutical (0018,0031) text.
+    """
+
+    injection: datetime | None
+    injection_source: str | None
+    header_injection: datetime | None
+    activity_mbq: float | None
+    nuclide: str | None
+    tracer: str | None
+
+
+def _shown(value: str | None) -> str:
+    return "absent or unusable" if value is None else value
+
+
+def administration(
+    ds: Dataset,
+    scan_start: datetime | None,
+    assumptions: Assumptions,
+    steps: list[str],
+    *,
+    injection: datetime | None = None,
+    administered_activity_mbq: float | None = None,
+    nuclide: str | None = None,
+    source: str | None = None,
+    emission: bool = True,
+) -> Administration:
+    """Injection, administered activity, nuclide and tracer: arguments or header.
+
+    The one implementation for every DICOM reader; the path taken for each
+    value is appended to ``steps`` and every override of a differing header
+    value is noted in ``assumptions``.
+
+    * Injection: the ``injection`` argument (an aware one is made local time
+      with Timezone Offset From UTC (0008,0201), or its offset dropped, which
+      needs lenient mode) wins over the header, and then an unusable header
+      time is only noted; it must not be after ``scan_start``. Otherwise the
+      header (Radiopharmaceutical Start DateTime, else Start Time with the
+      series date and the midnight rule); an aware header time is made local
+      the same way (dropping the offset is noted). A missing injection time
+      is refused when strict (``emission`` only).
+    * Activity: ``administered_activity_mbq`` wins over Radionuclide Total
+      Dose (Bq in PET Image Storage, MBq in NM and Enhanced PET).
+    * Nuclide: the ``nuclide`` argument, else the Radionuclide Code Sequence.
+      For an emission image (PT, NM) an unknown nuclide is refused when strict
+      and recorded when lenient; CT and MR (``emission=False``) never need one.
+    * The header half-life is compared with ICRP-107 (:func:`check_half_life`).
+    """
+    from theranet.nuclides import parse_nuclide
+
+    arg_inj = naive_local(
+        injection, ds, "injection", assumptions, ask=True, steps=steps, source=source
+    )
+    info = radiopharmaceutical_info(
+        ds,
+        scan_start,
+        assumptions,
+        require_injection=emission,
+        source=source,
+        injection_override=arg_inj,
+        activity_override_mbq=administered_activity_mbq,
+    )
+    hdr_inj = naive_local(
+        info.header_injection,
+        ds,
+        tag_name("RadiopharmaceuticalStartDateTime"),
+        assumptions,
+        steps=steps,
+        source=source,
+    )
+    if hdr_inj is not None and hdr_inj != info.header_injection:
+        # made local with the header's UTC offset: check the local time again
+        try:
+            _check_not_after(
+                hdr_inj,
+                scan_start,
+                info.header_injection_source or "injection",
+                "injection is after",
+                "check the header times, or supply --injection-datetime",
+                source,
+            )
+        except TimingError as exc:
+            if arg_inj is None:
+                raise
+            _note_unusable(assumptions, exc, "injection")
+            hdr_inj = None
+
+    # -- injection
+    if arg_inj is not None:
+        inj, inj_src = arg_inj, INJECTION_ARGUMENT
+        steps.append(
+            f"injection {inj.isoformat()} from the injection argument "
+            f"(header: {_shown(hdr_inj.isoformat() if hdr_inj else None)})"
+        )
+        if hdr_inj is not None and hdr_inj != inj:
+            assumptions.note(
+                f"injection {inj.isoformat()} from the argument overrides the header "
+                f"{hdr_inj.isoformat()} ({info.header_injection_source})"
+            )
+    else:
+        inj, inj_src = hdr_inj, (info.injection_source or None)
+        if inj is not None:
+            steps.append(f"injection {inj.isoformat()} from {inj_src}")
+        elif emission:
+            steps.append(
+                f"injection time unknown ({tag_name('RadiopharmaceuticalStartDateTime')} "
+                f"and {tag_name('RadiopharmaceuticalStartTime')} absent or unusable)"
+            )
+
+    # -- administered activity
+    dose_tag = tag_name("RadionuclideTotalDose")
+    hdr_dose = info.header_total_dose_mbq
+    activity = info.total_dose_mbq
+    if administered_activity_mbq is not None and activity is not None:
+        steps.append(
+            f"administered activity {activity:g} MBq from the administered_activity_mbq "
+            f"argument (header: {_shown(None if hdr_dose is None else f'{hdr_dose:g} MBq')})"
+        )
+        if hdr_dose is not None and hdr_dose != activity:
+            assumptions.note(
+                f"administered activity {activity:g} MBq from the argument overrides the "
+                f"header {dose_tag} {hdr_dose:g} MBq"
+            )
+    elif activity is not None:
+        in_bq = _TOTAL_DOSE_UNIT_TO_MBQ.get(str(ds.get("SOPClassUID", ""))) == 1e-6
+        steps.append(
+            f"administered activity {activity:g} MBq from {dose_tag} "
+            f"(in {'Bq' if in_bq else 'MBq'} for this SOP Class)"
+        )
+    elif emission:
+        steps.append(f"administered activity unknown ({dose_tag} absent or unusable)")
+
+    # -- nuclide
+    code_tag = tag_name("RadionuclideCodeSequence")
+    nuc: str | None
+    if nuclide is not None:
+        nuc = parse_nuclide(nuclide, field="nuclide")
+        steps.append(
+            f"nuclide {nuc} from the nuclide argument "
+            f"(header code: {info.nuclide or 'absent or not recognised'})"
+        )
+        if info.nuclide is not None and info.nuclide != nuc:
+            assumptions.note(
+                f"nuclide {nuc} from the argument overrides the header {info.nuclide} ({code_tag})"
+            )
+    elif info.nuclide is not None:
+        nuc = parse_nuclide(info.nuclide, field=code_tag)
+        steps.append(f"nuclide {nuc} from {code_tag}")
+    else:
+        nuc = None
+        if emission:
+            assumptions.allow(
+                MissingFieldError(
+                    code_tag,
+                    "absent or not recognised, so the nuclide is unknown",
+                    None,
+                    "supply the nuclide (CLI --nuclide, Python nuclide='Lu-177')",
+                    source,
+                ),
+                "nuclide left unknown; decay correction will be refused",
+            )
+            steps.append(f"nuclide unknown ({code_tag} absent or not recognised)")
+    check_half_life(info.half_life_h, nuc, assumptions)
+    return Administration(
+        injection=inj,
+        injection_source=inj_src,
+        header_injection=hdr_inj,
+        activity_mbq=activity,
+        nuclide=nuc,
+        tracer=info.radiopharmaceutical,
+    )
+
+
+def _float_attr(ds: Dataset, keyword: str) -> float | None:
+    """A numeric attribute; None when absent or empty, NaN when not a number."""
+    v = _get(ds, keyword)
+    if v is None:
+        return None
+    try:
+        return float(v.strip())
+    except ValueError:
+        return math.nan
+
+
+def patient_info(
+    ds: Dataset,
+    assumptions: Assumptions,
+    steps: list[str],
+    source: str | None = None,
+    *,
+    weight_kg: float | None = None,
+) -> PatientInfo:
+    """The patient's body data (no identifiers), for every DICOM reader.
+
+    * Weight: Patient's Weight (0010,1030) in kg, used when ``0 < w <= 700``;
+      0 is the usual "unknown" and left unknown silently, any other value is
+      noted and left unknown. ``weight_kg`` (a positive finite number)
+      overrides it. The weight and where it came from are recorded in ``steps``.
+    * Height: Patient's Size (0010,1020) is in metres; ``0 < size <= 3`` gives
+      the height in cm, 0 or absent leaves it unknown, anything else (a size
+      in cm, say) is a :class:`UnitError` when strict and unknown (recorded)
+      when lenient.
+    * Sex: Patient's Sex (0010,0040) ``M`` or ``F``, else unknown.
+    """
+    w_tag = tag_name("PatientWeight")
+    hdr_w = _float_attr(ds, "PatientWeight")
+    if hdr_w is not None and not (math.isfinite(hdr_w) and 0 < hdr_w <= _MAX_WEIGHT_KG):
+        if hdr_w != 0:  # 0 is the common "unknown"
+            assumptions.note(f"{w_tag}: implausible {hdr_w!r} kg ignored")
+        hdr_w = None
+    if weight_kg is not None:
+        ok = (
+            isinstance(weight_kg, numbers.Real)
+            and not isinstance(weight_kg, bool)
+            and math.isfinite(weight_kg)
+            and weight_kg > 0
+        )
+        if not ok:
+            raise MissingFieldError(
+                "patient_weight_kg",
+                "must be a positive finite weight in kg",
+                weight_kg,
+                "give the patient's weight in kg",
+            )
+        weight: float | None = float(weight_kg)
+        steps.append(
+            f"patient weight {weight:g} kg from the patient_weight_kg argument "
+            f"(header: {'absent' if hdr_w is None else f'{hdr_w:g} kg'})"
+        )
+        if hdr_w is not None and hdr_w != weight:
+            assumptions.note(
+                f"patient weight {weight:g} kg from the argument overrides the header "
+                f"{w_tag} {hdr_w:g} kg"
+            )
+    else:
+        weight = hdr_w
+        steps.append(
+            f"patient weight {weight:g} kg from {w_tag}"
+            if weight is not None
+            else f"patient weight unknown ({w_tag} absent or unusable)"
+        )
+    size_m = _float_attr(ds, "PatientSize")
+    height_cm = None
+    if size_m is not None and size_m != 0:
+        if math.isfinite(size_m) and 0 < size_m <= _MAX_SIZE_M:
+            height_cm = size_m * 100.0
+        else:
+            assumptions.allow(
+                UnitError(
+                    tag_name("PatientSize"),
+                    f"not a height in m (0 < size <= {_MAX_SIZE_M:g})",
+                    size_m,
+                    "correct the header (Patient's Size is in metres), or read with "
+                    "strictness='lenient' to leave the height unknown",
+                    source,
+                ),
+                "height left unknown",
+            )
+    sex = _get(ds, "PatientSex")
+    sex = sex.strip().upper() if sex is not None else None
+    return PatientInfo(
+        weight_kg=weight, height_cm=height_cm, sex=sex if sex in ("M", "F") else None
     )
 
 

@@ -37,6 +37,13 @@ PET timing (clinical.md §4.2)
     nuclide, exact for frame-integrated values), so the volume refers to one
     frame; the correction is recorded in the provenance.
 
+Administration and patient
+    Injection, administered activity, nuclide, tracer and the patient's body
+    data are read by :func:`theranet.io._dicom_common.administration` and
+    :func:`~theranet.io._dicom_common.patient_info`, shared with the NM reader:
+    the same rules (an unknown nuclide of a PET series is refused when strict),
+    recorded in the same words.
+
 Everything taken from an argument instead of the header, every vendor path and
 every assumption is recorded in the provenance (``steps`` and ``assumptions``).
 """
@@ -47,7 +54,7 @@ import logging
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -64,14 +71,13 @@ from theranet.errors import (
     TimingError,
     UnitError,
 )
-from theranet.image import DecayCorrection, Image, PatientInfo, Provenance, Quantity, Timing
+from theranet.image import DecayCorrection, Image, Provenance, Quantity, Timing
 from theranet.io._dicom_common import (
-    PET_SOP_CLASS,
-    check_half_life,
+    administration,
     dicom_datetime,
     parse_dt,
+    patient_info,
     pixel_array,
-    radiopharmaceutical_info,
     read_dataset,
     tag_name,
 )
@@ -147,7 +153,9 @@ def read_series(
         Overrides Patient's Weight (0010,1030).
     nuclide : str, optional
         Nuclide (``"F-18"``, ``"68Ga"``...); overrides the Radionuclide Code
-        Sequence.
+        Sequence. Without it, a PET series whose code is absent or not
+        recognised is refused when strict (recorded when lenient), as in the
+        NM readers; CT and MR never need one.
     units : {"BQML", "CNTS", "GML"}, optional
         PET only: the unit of the rescaled values, overriding Units (0054,1001)
         (for series written without it).
@@ -212,7 +220,7 @@ def read_series(
     slices, affine, geo_step = _geometry(slices, source)
     steps.append(geo_step)
     data = _values(slices, modality, source, assumptions, steps)
-    patient = _patient(slices, patient_weight_kg, source, assumptions, steps)
+    patient = patient_info(slices[0].ds, assumptions, steps, source, weight_kg=patient_weight_kg)
 
     nuclide_name: str | None = None
     tracer: str | None = None
@@ -744,7 +752,7 @@ def _check_finite(data: np.ndarray, slices: list[_Slice], source: str) -> None:
         )
 
 
-# ---------------------------------------------------------------- patient
+# ---------------------------------------------------------------- header values
 
 
 def _header_float(ds: Dataset, keyword: str) -> float | None:
@@ -755,53 +763,6 @@ def _header_float(ds: Dataset, keyword: str) -> float | None:
         return float(v)
     except ValueError:
         return float("nan")
-
-
-def _patient(
-    slices: list[_Slice],
-    weight_kg: float | None,
-    source: str,
-    assumptions: Assumptions,
-    steps: list[str],
-) -> PatientInfo:
-    ds = slices[0].ds
-    hdr_w = _header_float(ds, "PatientWeight")
-    if hdr_w is not None and not (math.isfinite(hdr_w) and 0 < hdr_w <= 700):
-        if hdr_w != 0:  # 0 is the common "unknown"
-            assumptions.note(f"{tag_name('PatientWeight')}: implausible {hdr_w!r} kg ignored")
-        hdr_w = None
-    if weight_kg is not None:
-        if not (isinstance(weight_kg, int | float) and math.isfinite(weight_kg) and weight_kg > 0):
-            raise MissingFieldError(
-                "patient_weight_kg", "must be a positive finite weight in kg", weight_kg
-            )
-        w = float(weight_kg)
-        steps.append(
-            f"patient weight {w:g} kg from the patient_weight_kg argument (header: "
-            f"{'absent' if hdr_w is None else f'{hdr_w:g} kg'})"
-        )
-    else:
-        w = hdr_w
-    size_m = _header_float(ds, "PatientSize")
-    height_cm = None
-    if size_m is not None and size_m != 0:
-        if math.isfinite(size_m) and 0 < size_m <= 3.0:
-            height_cm = size_m * 100.0
-        else:
-            assumptions.allow(
-                UnitError(
-                    tag_name("PatientSize"),
-                    "not a height in m (0 < size <= 3)",
-                    size_m,
-                    "correct the header (Patient's Size is in metres), or read with "
-                    "strictness='lenient' to leave the height unknown",
-                    source,
-                ),
-                "height left unknown",
-            )
-    sex = _text(ds, "PatientSex")
-    sex = sex.upper() if sex is not None and sex.upper() in ("M", "F") else None
-    return PatientInfo(weight_kg=w, height_cm=height_cm, sex=sex)
 
 
 # ---------------------------------------------------------------- PET
@@ -931,42 +892,6 @@ def _apply_units(slices, data, u, source, steps) -> tuple[Quantity, np.ndarray]:
     return Quantity.ACTIVITY_CONCENTRATION, data * values[:, None, None] * 1e-6
 
 
-def _naive(
-    t: datetime | None, ds: Dataset, what: str, assumptions: Assumptions, *, ask: bool = False
-):
-    """Make an aware datetime naive local time (DICOM times are local).
-
-    With TimezoneOffsetFromUTC (0008,0201) in the header the datetime is
-    converted to that offset; otherwise the offset is dropped (the wall-clock
-    time kept), which needs lenient mode when ``ask``.
-    """
-    if t is None or t.tzinfo is None:
-        return t
-    off = _text(ds, "TimezoneOffsetFromUTC")
-    if off is not None:
-        try:
-            sign = -1 if off.startswith("-") else 1
-            digits = off.lstrip("+-")
-            tz = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:4])))
-            return t.astimezone(tz).replace(tzinfo=None)
-        except (ValueError, IndexError):
-            pass
-    if ask:
-        assumptions.allow(
-            TimingError(
-                what,
-                "has a UTC offset, but the DICOM times are local times without one",
-                t.isoformat(),
-                "pass the local wall-clock time as a naive datetime, or read with "
-                "strictness='lenient' to drop the offset",
-            ),
-            "UTC offset dropped; taken as scanner local time",
-        )
-    else:
-        assumptions.note(f"{what}: UTC offset {t.utcoffset()} dropped; taken as scanner local time")
-    return t.replace(tzinfo=None)
-
-
 def _pet(
     slices: list[_Slice],
     data: np.ndarray,
@@ -1072,16 +997,17 @@ def _pet(
     else:
         steps.append(f"scan reference time {t_scan.isoformat()} from {scan_src}")
 
-    inj, inj_src, hdr_inj, a_inj, nuc, tracer = _administration(
-        slices[0],
+    admin = administration(
+        ds0,
         t_scan,
-        source,
         assumptions,
         steps,
         injection=injection,
         administered_activity_mbq=administered_activity_mbq,
         nuclide=nuclide,
+        source=source,
     )
+    inj, hdr_inj, nuc = admin.injection, admin.header_injection, admin.nuclide
 
     # -- frame duration(s)
     durations = [_header_float(s.ds, "ActualFrameDuration") for s in slices]
@@ -1130,103 +1056,12 @@ def _pet(
         acquisition_start=t_start,
         frame_duration_h=frame_h,
         injection=inj,
-        administered_activity_mbq=a_inj,
+        administered_activity_mbq=admin.activity_mbq,
         decay_correction=state,
         reference=reference,
-        injection_source=inj_src,
+        injection_source=admin.injection_source,
     )
-    return quantity, data, timing, nuc, tracer
-
-
-def _administration(
-    first: _Slice,
-    t_scan: datetime | None,
-    source: str,
-    assumptions: Assumptions,
-    steps: list[str],
-    *,
-    injection: datetime | None,
-    administered_activity_mbq: float | None,
-    nuclide: str | None,
-):
-    """Injection, administered activity, nuclide and tracer: header or arguments.
-
-    Returns ``(injection, injection_source, header_injection, activity_mbq,
-    nuclide, tracer)``.
-    """
-    from theranet.nuclides import parse_nuclide
-
-    ds0 = first.ds
-    # -- administration
-    try:
-        info = radiopharmaceutical_info(
-            ds0, t_scan, assumptions, require_injection=injection is None, source=source
-        )
-    except TimingError as exc:
-        if injection is None:
-            raise
-        assumptions.note(f"header injection time not used (injection argument given): {exc}")
-        info = radiopharmaceutical_info(
-            _without_injection(ds0), None, assumptions, require_injection=False, source=source
-        )
-    hdr_inj = _naive(info.injection, ds0, "RadiopharmaceuticalStartDateTime", assumptions)
-    if injection is not None:
-        if not isinstance(injection, datetime):
-            raise TimingError("injection", "must be a datetime", injection)
-        inj = _naive(injection, ds0, "injection", assumptions, ask=True)
-        inj_src = "injection argument"
-        steps.append(
-            f"injection {inj.isoformat()} from the injection argument (header: "
-            f"{hdr_inj.isoformat() if hdr_inj else 'absent'})"
-        )
-        if t_scan is not None and inj > t_scan:
-            raise TimingError(
-                "injection",
-                f"is after the acquisition start {t_scan.isoformat()}",
-                inj.isoformat(),
-                "check the injection datetime (local time, as in the DICOM header)",
-                source,
-            )
-    else:
-        inj, inj_src = hdr_inj, (info.injection_source or None)
-        if inj is not None:
-            steps.append(f"injection {inj.isoformat()} from {info.injection_source}")
-
-    if administered_activity_mbq is not None:
-        a_inj = administered_activity_mbq
-        hdr = "absent" if info.total_dose_mbq is None else f"{info.total_dose_mbq:g} MBq"
-        steps.append(
-            f"administered activity {a_inj:g} MBq from the administered_activity_mbq argument "
-            f"(header: {hdr})"
-        )
-    else:
-        a_inj = info.total_dose_mbq
-        if a_inj is None:
-            steps.append(
-                f"administered activity unknown ({tag_name('RadionuclideTotalDose')} absent)"
-            )
-        else:
-            unit = "Bq" if str(ds0.get("SOPClassUID", "")) == PET_SOP_CLASS else "MBq"
-            steps.append(
-                f"administered activity {a_inj:g} MBq from {tag_name('RadionuclideTotalDose')} "
-                f"(in {unit} for this SOP Class)"
-            )
-
-    # -- nuclide
-    if nuclide is not None:
-        nuc = parse_nuclide(nuclide, field="nuclide")
-        steps.append(
-            f"nuclide {nuc} from the nuclide argument (header code: {info.nuclide or 'absent'})"
-        )
-    else:
-        nuc = info.nuclide
-        if nuc is not None:
-            nuc = parse_nuclide(nuc, field=tag_name("RadionuclideCodeSequence"))
-            steps.append(f"nuclide {nuc} from {tag_name('RadionuclideCodeSequence')}")
-        else:
-            steps.append("nuclide unknown (no Radionuclide Code Sequence); supply nuclide=")
-    check_half_life(info.half_life_h, nuc, assumptions)
-    return inj, inj_src, hdr_inj, a_inj, nuc, info.radiopharmaceutical
+    return quantity, data, timing, nuc, admin.tracer
 
 
 def _scan_reference(
@@ -1251,25 +1086,6 @@ def _scan_reference(
         "earliest AcquisitionDate/AcquisitionTime (SeriesTime is after it: series "
         "re-created after the scan)",
     )
-
-
-def _without_injection(ds0: Dataset) -> Dataset:
-    """A header copy without the injection time, to read the rest of the sequence."""
-    out = Dataset()
-    for kw in ("SOPClassUID", "SeriesDate", "StudyDate", "AcquisitionDate"):
-        if kw in ds0:
-            setattr(out, kw, ds0.get(kw))
-    item = Dataset()
-    for elem in _rp_item(ds0):
-        if elem.keyword not in (
-            "RadiopharmaceuticalStartDateTime",
-            "RadiopharmaceuticalStartTime",
-        ):
-            item.add(elem)
-    from pydicom.sequence import Sequence
-
-    out.RadiopharmaceuticalInformationSequence = Sequence([item])
-    return out
 
 
 def _none_to_common_frame(

@@ -39,11 +39,16 @@ Decay correction
     (0054,1102) is present it is used as in PET (START, ADMIN, NONE). When
     Corrected Image (0028,0051) lists ``DECY`` without it, the reference is
     unknown: strict reading refuses, lenient reading assumes ``START``.
+
+Administration and patient
+    Injection, administered activity, nuclide, tracer and the patient's body
+    data are read by :func:`theranet.io._dicom_common.administration` and
+    :func:`~theranet.io._dicom_common.patient_info`, the code the series reader
+    uses, so both readers take the same paths and record them in the same words.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import numbers
 from collections.abc import Iterable
@@ -54,7 +59,6 @@ from pathlib import Path
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
-from pydicom.sequence import Sequence as DicomSequence
 from pydicom.tag import BaseTag, Tag
 
 from theranet.errors import (
@@ -71,11 +75,12 @@ from theranet.errors import (
 from theranet.image import DecayCorrection, Image, PatientInfo, Provenance, Quantity, Timing
 from theranet.io._dicom_common import (
     NM_SOP_CLASS,
-    check_half_life,
+    administration,
     dicom_datetime,
+    naive_local,
     parse_dt,
+    patient_info,
     pixel_array,
-    radiopharmaceutical_info,
     read_dataset,
     tag_name,
 )
@@ -405,7 +410,11 @@ def _acquisition_start(
         return start, f"{tag_name('AcquisitionDate')}/{tag_name('AcquisitionTime')}"
     adt = _str(ds, "AcquisitionDateTime")
     if adt is not None:
-        return parse_dt(adt), tag_name("AcquisitionDateTime")
+        tz_steps: list[str] = []
+        start = naive_local(
+            parse_dt(adt), ds, tag_name("AcquisitionDateTime"), assumptions, steps=tz_steps
+        )
+        return start, "; ".join([tag_name("AcquisitionDateTime"), *tz_steps])
     start = dicom_datetime(ds, "SeriesDate", "SeriesTime")
     if start is not None:
         assumptions.note(
@@ -521,147 +530,6 @@ def _decay_correction(
         )
         return DecayCorrection.START, "CorrectedImage DECY, START assumed"
     return DecayCorrection.NONE, "no DECY in CorrectedImage (0028,0051)"
-
-
-def _radiopharm_header(
-    ds: Dataset,
-    scan_start: datetime | None,
-    assumptions: Assumptions,
-    injection: datetime | None,
-    administered_activity_mbq: float | None,
-    source: str,
-):
-    """radiopharmaceutical_info; header fields that an argument overrides are
-    dropped (with a note) when they would otherwise raise."""
-    try:
-        return radiopharmaceutical_info(
-            ds, scan_start, assumptions, require_injection=injection is None, source=source
-        )
-    except (TimingError, MissingFieldError) as exc:
-        drop = []
-        if injection is not None and isinstance(exc, TimingError):
-            drop = ["RadiopharmaceuticalStartDateTime", "RadiopharmaceuticalStartTime"]
-        elif administered_activity_mbq is not None and isinstance(exc, MissingFieldError):
-            drop = ["RadionuclideTotalDose"]
-        if not drop:
-            raise
-        assumptions.note(f"header value unusable ({exc}); the argument given is used")
-        mini = Dataset()
-        for kw in ("SOPClassUID", "SeriesDate", "StudyDate", "AcquisitionDate"):
-            if kw in ds:
-                setattr(mini, kw, ds[kw].value)
-        seq = copy.deepcopy(ds.get("RadiopharmaceuticalInformationSequence") or DicomSequence())
-        for item in seq:
-            for kw in drop:
-                if kw in item:
-                    delattr(item, kw)
-        mini.RadiopharmaceuticalInformationSequence = seq
-        return _radiopharm_header(
-            mini, scan_start, assumptions, injection, administered_activity_mbq, source
-        )
-
-
-@dataclass(frozen=True)
-class _Admin:
-    injection: datetime | None
-    injection_source: str | None
-    activity_mbq: float | None
-    nuclide: str | None
-    tracer: str | None
-
-
-def _administration(
-    ds: Dataset,
-    scan_start: datetime | None,
-    assumptions: Assumptions,
-    steps: list[str],
-    injection: datetime | None,
-    administered_activity_mbq: float | None,
-    nuclide: str | None,
-    source: str,
-) -> _Admin:
-    info = _radiopharm_header(
-        ds, scan_start, assumptions, injection, administered_activity_mbq, source
-    )
-    inj, inj_src = info.injection, info.injection_source or None
-    if injection is not None:
-        if not isinstance(injection, datetime):
-            raise TimingError("injection", "must be a datetime", injection)
-        if info.injection is not None and info.injection != injection:
-            assumptions.note(
-                f"injection {injection.isoformat()} from the argument overrides the header "
-                f"{info.injection.isoformat()} ({info.injection_source})"
-            )
-        inj, inj_src = injection, "argument injection"
-        if scan_start is not None and (injection.tzinfo is None) == (scan_start.tzinfo is None):
-            if injection > scan_start:
-                raise TimingError(
-                    "injection",
-                    f"is after the acquisition start {scan_start.isoformat()}",
-                    injection.isoformat(),
-                    "check --injection-datetime",
-                    source,
-                )
-    activity = info.total_dose_mbq
-    if administered_activity_mbq is not None:
-        if info.total_dose_mbq is not None and info.total_dose_mbq != administered_activity_mbq:
-            assumptions.note(
-                f"administered activity {administered_activity_mbq:g} MBq from the argument "
-                f"overrides the header {tag_name('RadionuclideTotalDose')} "
-                f"{info.total_dose_mbq:g} MBq"
-            )
-        activity = float(administered_activity_mbq)
-        steps.append("administered activity from argument administered_activity_mbq")
-    elif activity is not None:
-        steps.append(f"administered activity from {tag_name('RadionuclideTotalDose')} (MBq)")
-    nuc = info.nuclide
-    if nuclide is not None:
-        from theranet.nuclides import parse_nuclide
-
-        nuc = parse_nuclide(nuclide, field="nuclide")
-        if info.nuclide is not None and info.nuclide != nuc:
-            assumptions.note(
-                f"nuclide {nuc} from the argument overrides the header {info.nuclide} "
-                f"({tag_name('RadionuclideCodeSequence')})"
-            )
-        steps.append(f"nuclide {nuc} from argument")
-    elif nuc is None:
-        assumptions.allow(
-            MissingFieldError(
-                tag_name("RadionuclideCodeSequence"),
-                "absent or not recognised, so the nuclide is unknown",
-                None,
-                "supply the nuclide (CLI --nuclide, Python nuclide='Lu-177')",
-                source,
-            ),
-            "nuclide left unknown; decay correction will be refused",
-        )
-    else:
-        steps.append(f"nuclide {nuc} from {tag_name('RadionuclideCodeSequence')}")
-    check_half_life(info.half_life_h, nuc, assumptions)
-    return _Admin(inj, inj_src, activity, nuc, info.radiopharmaceutical)
-
-
-def _patient(ds: Dataset, assumptions: Assumptions) -> PatientInfo:
-    def num(keyword: str, scale: float) -> float | None:
-        v = ds.get(keyword)
-        if v is None or str(v).strip() == "":
-            return None
-        try:
-            x = float(v) * scale
-        except (TypeError, ValueError):
-            x = math.nan
-        if not (math.isfinite(x) and x > 0):
-            assumptions.note(f"{tag_name(keyword)} {v!r} not usable; left unknown")
-            return None
-        return x
-
-    sex = _str(ds, "PatientSex")
-    return PatientInfo(
-        weight_kg=num("PatientWeight", 1.0),
-        height_cm=num("PatientSize", 100.0),
-        sex=sex.upper() if sex is not None and sex.upper() in ("M", "F") else None,
-    )
 
 
 def _window_list(ds: Dataset) -> list[EnergyWindow]:
@@ -856,6 +724,7 @@ def read_nm_spect(
     injection: datetime | None = None,
     administered_activity_mbq: float | None = None,
     nuclide: str | None = None,
+    patient_weight_kg: float | None = None,
 ) -> Image:
     """Read one multi-frame reconstructed SPECT NM object.
 
@@ -876,7 +745,10 @@ def read_nm_spect(
     administered_activity_mbq : float, optional
         Overrides the Radionuclide Total Dose (recorded).
     nuclide : str, optional
-        Overrides the Radionuclide Code Sequence (recorded).
+        Overrides the Radionuclide Code Sequence (recorded). Without it, an
+        unknown nuclide is refused when strict.
+    patient_weight_kg : float, optional
+        Overrides Patient's Weight (0010,1030) (recorded).
 
     Returns
     -------
@@ -970,16 +842,17 @@ def read_nm_spect(
         + (f"{duration_s:g} s from {dur_src}" if duration_s is not None else "unknown")
         + f"; decay correction {dc.value} ({dc_src})"
     )
-    admin = _administration(
+    admin = administration(
         ds,
         start,
         assumptions,
         steps,
-        injection,
-        administered_activity_mbq,
-        nuclide,
-        source,
+        injection=injection,
+        administered_activity_mbq=administered_activity_mbq,
+        nuclide=nuclide,
+        source=source,
     )
+    patient = patient_info(ds, assumptions, steps, source, weight_kg=patient_weight_kg)
     timing = Timing(
         acquisition_start=start,
         frame_duration_h=duration_s / 3600.0 if duration_s is not None else None,
@@ -1018,7 +891,7 @@ def read_nm_spect(
         nuclide=admin.nuclide,
         tracer=admin.tracer,
         timing=timing,
-        patient=_patient(ds, assumptions),
+        patient=patient,
         provenance=Provenance(source=f"NM {source}", steps=tuple(steps)),
     )
     if calibration_cps_per_mbq is not None and values.quantity is Quantity.COUNTS:
@@ -1148,6 +1021,7 @@ def read_nm_planar(
     administered_activity_mbq: float | None = None,
     nuclide: str | None = None,
     anterior_detector: int | None = None,
+    patient_weight_kg: float | None = None,
 ) -> PlanarStudy:
     """Read a planar NM object (WHOLE BODY or STATIC) with anterior/posterior views.
 
@@ -1170,6 +1044,10 @@ def read_nm_planar(
     anterior orientation (see :class:`PlanarStudy`). Values are counts (stored
     values, times Rescale Slope plus Intercept if present); conjugate-view
     quantification is not done here.
+
+    ``injection``, ``administered_activity_mbq``, ``nuclide`` and
+    ``patient_weight_kg`` override the header as in :func:`read_nm_spect` (and
+    :func:`~theranet.io.read_series`): the same rules, recorded in the same words.
     """
     path = Path(path)
     source = path.name
@@ -1346,9 +1224,17 @@ def read_nm_planar(
         f"timing: acquisition start from {start_src}; duration "
         + (f"{duration_h * 3600:g} s" if duration_h is not None else "unknown")
     )
-    admin = _administration(
-        ds, start, assumptions, steps, injection, administered_activity_mbq, nuclide, source
+    admin = administration(
+        ds,
+        start,
+        assumptions,
+        steps,
+        injection=injection,
+        administered_activity_mbq=administered_activity_mbq,
+        nuclide=nuclide,
+        source=source,
     )
+    patient = patient_info(ds, assumptions, steps, source, weight_kg=patient_weight_kg)
     sv = _str(ds, "ScanVelocity")
     return PlanarStudy(
         anterior=anterior,
@@ -1368,7 +1254,7 @@ def read_nm_planar(
         scan_velocity_mm_s=float(sv) if sv is not None else None,
         nuclide=admin.nuclide,
         tracer=admin.tracer,
-        patient=_patient(ds, assumptions),
+        patient=patient,
         provenance=Provenance(
             source=f"NM {source}",
             steps=(f"read NM {itype} planar: {n_frames} frames of {rows} x {cols}", *steps),
