@@ -2,6 +2,8 @@
 
 Usage: ``python benchmarks/run.py --out benchmarks/results.json`` (``make bench``).
 Writes ``{name: {"value": x, "unit": u, "baseline": b or null, "ratio": x/b or null}}``.
+For times (unit ``s``) a ratio below 1 is faster than the baseline; for rates
+(unit ``voxel/s``) a ratio above 1 is.
 """
 
 from __future__ import annotations
@@ -103,8 +105,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results.json"))
     args = ap.parse_args()
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import bench_voxelwise
+
     results: dict = {}
-    for fn in (bench_resample, bench_nifti):
+    for fn in (bench_resample, bench_nifti, bench_voxelwise.run):
         results.update(fn())
     for r in results.values():
         b = r.get("baseline")

@@ -1,0 +1,1 @@
+"""Time–activity kinetics (placeholder, filled below)."""
