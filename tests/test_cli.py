@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime
 
 import numpy as np
@@ -205,3 +206,57 @@ def test_convert_negative_calibration(tmp_path):
         "calibration_cps_per_mbq",
         "-9.5",
     )
+
+
+# ------------------------------------------------------------------------- tia
+
+
+def test_tia_mono_analytic():
+    # A(t) = 100 exp(-ln2 t / 50 h): TIA = 100 * 50 / ln2 MBq h (analytic)
+    t = [4.0, 24.0, 96.0, 168.0]
+    a = [100 * math.exp(-math.log(2) * x / 50) for x in t]
+    r = runner.invoke(
+        app,
+        [
+            "tia",
+            "--times-h",
+            ",".join(map(str, t)),
+            "--activities-mbq",
+            ",".join(f"{x:.10g}" for x in a),
+            "--method",
+            "mono",
+            "--json",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["model"] == "mono"
+    assert out["tia_mbq_h"] == pytest.approx(100 * 50 / math.log(2), rel=5e-3)
+    assert set(out["parameters"]) == {"a1_mbq", "lambda1_per_h"}
+
+
+def test_tia_hanscheid_closed_form():
+    # Hänscheid 2018: TIA = A(ts) 2 ts / ln2
+    r = runner.invoke(
+        app, ["tia", "--times-h", "96", "--activities-mbq", "40", "--method", "hanscheid", "--json"]
+    )
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["tia_mbq_h"] == pytest.approx(40 * 2 * 96 / math.log(2), rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("times", "acts", "fragment"),
+    [
+        ("4,24,96", "10,5", "activities"),
+        ("24,4,96,168", "10,8,5,2", "times"),
+        ("4,4,96,168", "10,8,5,2", "times"),
+        ("-1,24,96,168", "10,8,5,2", "times"),
+        ("4,24,96,168", "0,0,0,0", "activities"),
+        ("4,24,96,168", "10,-8,5,2", "activities"),
+    ],
+)
+def test_tia_bad_input(times, acts, fragment):
+    r = runner.invoke(app, ["tia", "--times-h", times, "--activities-mbq", acts])
+    assert r.exit_code == 2, r.output
+    assert "error" in r.output.lower()
+    assert fragment in r.output.lower()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -256,6 +257,150 @@ def convert(
     console.print(f"wrote {out} ({img.quantity.value}, {img.unit}, shape {img.shape})")
     for a in img.provenance.assumptions:
         console.print(f"[yellow]assumed[/] {a}")
+
+
+def _floats_option(value: str, option: str) -> list[float]:
+    try:
+        out = [float(v) for v in value.split(",") if v.strip() != ""]
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a comma-separated list of numbers", param_hint=option
+        ) from None
+    if not out:
+        raise typer.BadParameter("needs at least one number", param_hint=option)
+    return out
+
+
+_TIA_METHODS = (
+    "auto",
+    "mono",
+    "biexp",
+    "biexp_uptake",
+    "triexp",
+    "trapezoid",
+    "hanscheid",
+    "madsen",
+    "prior",
+)
+
+
+@app.command()
+def tia(
+    times_h: Annotated[str, typer.Option(help="Times after injection, h: 4,24,96,168.")],
+    activities_mbq: Annotated[
+        str, typer.Option(help="Activities at those times, MBq, not decay-corrected.")
+    ],
+    sd_mbq: Annotated[
+        str | None, typer.Option(help="Standard deviations of the activities, MBq.")
+    ] = None,
+    nuclide: Annotated[str, typer.Option(help="Nuclide of the data.")] = "Lu-177",
+    method: Annotated[
+        str, typer.Option(help="auto (AICc), a model, trapezoid, hanscheid, madsen or prior.")
+    ] = "auto",
+    t_pop_h: Annotated[
+        float | None, typer.Option(help="Population effective half-life, h (madsen).")
+    ] = None,
+    tracer: Annotated[
+        str | None, typer.Option(help="Tracer for the population table (madsen/prior).")
+    ] = None,
+    organ: Annotated[
+        str | None, typer.Option(help="Organ for the population table (madsen/prior).")
+    ] = None,
+    head: Annotated[str, typer.Option(help="trapezoid: zero or constant.")] = "zero",
+    tail: Annotated[str, typer.Option(help="trapezoid: physical or fitted.")] = "physical",
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Time-integrated activity of one time-activity curve (MBq h) with its SD."""
+    from theranet import kinetics as k
+
+    if method not in _TIA_METHODS:
+        raise typer.BadParameter(
+            f"{method!r}; use one of {', '.join(_TIA_METHODS)}", param_hint="--method"
+        )
+    t = _floats_option(times_h, "--times-h")
+    a = _floats_option(activities_mbq, "--activities-mbq")
+    sd = _floats_option(sd_mbq, "--sd-mbq") if sd_mbq else None
+    model_name, params, extra = None, {}, {}
+    try:
+        if method in ("hanscheid", "madsen") and len(t) != 1:
+            raise k.KineticsError(
+                "--times-h",
+                f"{method} is a single-time-point method",
+                len(t),
+                "give one time and one activity, or use --method auto",
+            )
+        if len(t) != len(a):
+            raise k.KineticsError(
+                "--activities-mbq",
+                f"{len(a)} activities for {len(t)} times",
+                a,
+                "give one activity per time",
+            )
+        if method == "auto":
+            sel = k.select_model(t, a, sd, nuclide=nuclide)
+            fit = sel.best
+            result = k.tia_from_fit(fit)
+            extra = {
+                "selection_rule": sel.rule,
+                "aicc": dict(sel.aicc),
+                "akaike_weights": dict(sel.akaike_weights),
+            }
+        elif method in ("mono", "biexp", "biexp_uptake", "triexp"):
+            fit = k.fit_tac(t, a, method, nuclide=nuclide, sigma_mbq=sd)
+            result = k.tia_from_fit(fit)
+        elif method == "trapezoid":
+            fit = None
+            result = k.trapezoid_tia(t, a, nuclide=nuclide, head=head, tail=tail, sigma_mbq=sd)
+        elif method == "hanscheid":
+            fit, result = None, k.hanscheid_tia(a[0], t[0])
+        elif method == "madsen":
+            fit = None
+            result = k.madsen_tia(
+                a[0], t[0], t_pop_h=t_pop_h, tracer=tracer, organ=organ, nuclide=nuclide
+            )
+        else:
+            fit = None
+            result = k.prior_tia(
+                t,
+                a,
+                nuclide=nuclide,
+                sigma_mbq=sd,
+                tracer=tracer,
+                organ=organ,
+                t_eff_mean_h=t_pop_h,
+            )
+    except TheranetError as exc:
+        _fail(exc)
+    if fit is not None:
+        model_name = fit.model.name
+        params = {n: float(v) for n, v in zip(fit.model.param_names, fit.params, strict=True)}
+        extra["weighting"] = fit.weighting
+        extra["warnings"] = list(fit.warnings)
+    out = {
+        "method": result.method,
+        "model": model_name,
+        "parameters": params,
+        "tia_mbq_h": result.tia_mbq_h,
+        "tia_sd_mbq_h": None if math.isnan(result.sd_mbq_h) else result.sd_mbq_h,
+        "nuclide": result.nuclide,
+        "rules": list(result.rules),
+        "result_warnings": list(result.warnings),
+        **extra,
+    }
+    if as_json:
+        console.print_json(json.dumps(out, default=float))
+        return
+    table = Table(title=f"TIA ({result.method})", show_header=False)
+    table.add_row("model", str(model_name or "-"))
+    for n, v in params.items():
+        table.add_row(n, f"{v:.6g}")
+    sd_txt = "n/a" if out["tia_sd_mbq_h"] is None else f"{result.sd_mbq_h:.4g}"
+    table.add_row("TIA (MBq h)", f"{result.tia_mbq_h:.6g} ± {sd_txt}")
+    for r in result.rules:
+        table.add_row("rule", r)
+    for w in (*result.warnings, *extra.get("warnings", [])):
+        table.add_row("[yellow]warning[/]", w)
+    console.print(table)
 
 
 @app.command()

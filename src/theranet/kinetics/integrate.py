@@ -1,0 +1,300 @@
+"""Time-integrated activity (TIA) from a fit or from the measured points.
+
+Rules (clinical.md §6.3):
+
+* **analytic** (:func:`tia_from_fit`): ``TIA = sum A_i / lambda_i`` of the fitted
+  model, 0 to infinity, with the delta-method SD of the fit.
+* **trapezoid** (:func:`trapezoid_tia`): trapezoids between the measured points,
+  plus
+
+  - a *head* from 0 to the first point: ``"zero"`` (linear rise from
+    ``A(0) = 0``; kidney, tumour) → ``A(t1) t1 / 2``, or ``"constant"``
+    (``A(0) = A(t1)``; blood, whole body) → ``A(t1) t1``;
+  - a *tail* from the last point to infinity, ``A(tn) / lambda``: ``"physical"``
+    (``lambda = lambda_phys``, conservative: overestimates the TIA) or
+    ``"fitted"`` (mono-exponential through the last ``tail_points >= 2`` points,
+    a log-linear least-squares fit weighted by ``(A/sigma)^2`` when sigmas are
+    given, with ``lambda >= lambda_phys``).
+
+Every :class:`TIAResult` lists the rules it used.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from theranet.errors import NuclideError
+from theranet.kinetics.fit import FitResult, _as_nuclide, validate_tac
+from theranet.kinetics.models import KineticsError
+from theranet.nuclides import Nuclide
+
+__all__ = ["HEAD_RULES", "TAIL_RULES", "TIAResult", "tia_from_fit", "trapezoid_tia"]
+
+logger = logging.getLogger(__name__)
+
+#: Head rules of :func:`trapezoid_tia`.
+HEAD_RULES: tuple[str, ...] = ("zero", "constant")
+#: Tail rules of :func:`trapezoid_tia`.
+TAIL_RULES: tuple[str, ...] = ("physical", "fitted")
+
+
+@dataclass(frozen=True)
+class TIAResult:
+    """A time-integrated activity with the rules that produced it.
+
+    Attributes
+    ----------
+    tia_mbq_h : float
+        Time-integrated activity, MBq·h.
+    sd_mbq_h : float
+        Its standard deviation, MBq·h (NaN when not available).
+    method : str
+        ``"analytic"``, ``"trapezoid"``, ``"hanscheid"``, ``"madsen"`` or
+        ``"prior_mono"``.
+    rules : tuple of str
+        The integration rules and assumptions, in words.
+    nuclide : str or None
+        Canonical nuclide name the result refers to.
+    components_mbq_h : Mapping[str, float]
+        Parts of the TIA (``"head"``, ``"body"``, ``"tail"``…), MBq·h.
+    details : Mapping[str, float]
+        Other numbers (rate constants in 1/h, half-lives in h…), unit in the key.
+    warnings : tuple of str
+    """
+
+    tia_mbq_h: float
+    sd_mbq_h: float
+    method: str
+    rules: tuple[str, ...]
+    nuclide: str | None = None
+    components_mbq_h: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    details: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def rel_sd(self) -> float:
+        """Relative SD of the TIA (fraction)."""
+        return self.sd_mbq_h / self.tia_mbq_h if self.tia_mbq_h else math.nan
+
+
+def _check_same_nuclide(carried: str, requested: str | Nuclide | None, field_name: str) -> None:
+    if requested is None:
+        return
+    req = _as_nuclide(requested, field_name)
+    if req.name != carried:
+        raise NuclideError(
+            field_name,
+            f"nuclide differs from the data's nuclide {carried!r}",
+            req.name,
+            f"integrate with nuclide='{carried}' or refit the data of {req.name}",
+        )
+
+
+def tia_from_fit(fit: FitResult, *, nuclide: str | Nuclide | None = None) -> TIAResult:
+    """Analytic TIA (0 to infinity) of a fitted model.
+
+    Parameters
+    ----------
+    fit : FitResult
+        A fit from :func:`~theranet.kinetics.fit.fit_tac`.
+    nuclide : str or Nuclide, optional
+        When given, must be the nuclide the fit was made for.
+
+    Returns
+    -------
+    TIAResult
+        ``method="analytic"``; SD from the delta method on the fit covariance.
+
+    Raises
+    ------
+    NuclideError
+        ``nuclide`` differs from ``fit.nuclide``.
+    KineticsError
+        The fit did not converge.
+    """
+    _check_same_nuclide(fit.nuclide, nuclide, "nuclide")
+    if not fit.success or not math.isfinite(fit.tia_mbq_h):
+        raise KineticsError(
+            "fit", "the fit did not converge", fit.message, "check the data or use trapezoid_tia"
+        )
+    rules = (
+        f"analytic integral 0..inf of the fitted {fit.model_name} model: {fit.model.formula}",
+        f"weights: {fit.weighting}",
+        "SD: delta method sqrt(g C g^T), g = dTIA/dparams, C = fit covariance",
+    )
+    details = {f"{k}": v for k, v in fit.params_dict.items()}
+    details["terminal_half_life_h"] = math.log(2.0) / fit.terminal_rate_per_h
+    return TIAResult(
+        fit.tia_mbq_h,
+        fit.tia_sd_mbq_h,
+        "analytic",
+        rules,
+        fit.nuclide,
+        MappingProxyType({"0-inf": fit.tia_mbq_h}),
+        MappingProxyType(details),
+        fit.warnings,
+    )
+
+
+def _tail_rate(
+    t: np.ndarray, a: np.ndarray, s: np.ndarray | None, m: int
+) -> tuple[float, np.ndarray]:
+    """Log-linear mono-exponential rate through the last ``m`` points and dlambda/dA."""
+    tt, aa = t[-m:], a[-m:]
+    w = np.ones(m) if s is None else (aa / s[-m:]) ** 2
+    tbar = float(w @ tt / w.sum())
+    dt = tt - tbar
+    c = w * dt / float(w @ dt**2)  # slope = sum c_j ln A_j
+    lam = -float(c @ np.log(aa))
+    grad = np.zeros(t.size)
+    grad[-m:] = -c / aa
+    return lam, grad
+
+
+def trapezoid_tia(
+    times_h: ArrayLike,
+    activities_mbq: ArrayLike,
+    *,
+    nuclide: str | Nuclide,
+    head: str = "zero",
+    tail: str = "physical",
+    tail_points: int = 2,
+    sigma_mbq: ArrayLike | None = None,
+    data_nuclide: str | Nuclide | None = None,
+) -> TIAResult:
+    """Non-parametric TIA: head + trapezoids + tail (clinical.md §6.3).
+
+    Parameters
+    ----------
+    times_h : array_like of float, shape (n,)
+        Times after injection, h (strictly increasing, ``>= 0``).
+    activities_mbq : array_like of float, shape (n,)
+        Activities, MBq, not decay-corrected.
+    nuclide : str or Nuclide
+        Nuclide whose physical decay constant bounds (``"fitted"``) or sets
+        (``"physical"``) the tail rate.
+    head : {"zero", "constant"}, optional
+        ``"zero"``: linear rise from ``A(0) = 0`` (kidney, tumour);
+        ``"constant"``: ``A(0) = A(t1)`` (blood, whole body). Ignored when the first
+        time is 0.
+    tail : {"physical", "fitted"}, optional
+        ``A(tn)/lambda_phys`` or ``A(tn)/lambda_fit`` with ``lambda_fit`` from the
+        last ``tail_points`` points, raised to ``lambda_phys`` when slower.
+    tail_points : int, optional
+        Points in the fitted tail (``>= 2``).
+    sigma_mbq : array_like of float, shape (n,), optional
+        SDs of the activities, MBq: gives the SD of the TIA by linear propagation
+        (independent points) and weights the tail fit.
+    data_nuclide : str or Nuclide, optional
+        The nuclide the activities were measured for; must equal ``nuclide``.
+
+    Returns
+    -------
+    TIAResult
+        ``method="trapezoid"``, components ``head``, ``body``, ``tail``.
+
+    Raises
+    ------
+    TimingError, KineticsError
+        Bad data, unknown rule, too few or non-positive points for the fitted
+        tail.
+    NuclideError
+        ``data_nuclide`` differs from ``nuclide``.
+    """
+    nuc = _as_nuclide(nuclide)
+    if data_nuclide is not None:
+        _check_same_nuclide(_as_nuclide(data_nuclide, "data_nuclide").name, nuc, "nuclide")
+    t, a, s = validate_tac(times_h, activities_mbq, sigma_mbq)
+    if head not in HEAD_RULES:
+        raise KineticsError("head", "unknown head rule", head, f"use one of {HEAD_RULES}")
+    if tail not in TAIL_RULES:
+        raise KineticsError("tail", "unknown tail rule", tail, f"use one of {TAIL_RULES}")
+    n = t.size
+    grad = np.zeros(n)  # dTIA/dA_i
+    rules: list[str] = ["trapezoid rule between measured points"]
+    warnings: list[str] = []
+    details: dict[str, float] = {}
+
+    if t[0] == 0.0:
+        head_area = 0.0
+        rules.append("head: none (first point at injection)")
+    elif head == "zero":
+        head_area = a[0] * t[0] / 2.0
+        grad[0] += t[0] / 2.0
+        rules.append("head: linear rise from A(0) = 0 to A(t1)")
+    else:
+        head_area = a[0] * t[0]
+        grad[0] += t[0]
+        rules.append("head: constant A(0) = A(t1)")
+
+    dt = np.diff(t)
+    body = float(np.sum(dt * (a[1:] + a[:-1]) / 2.0))
+    grad[:-1] += dt / 2.0
+    grad[1:] += dt / 2.0
+
+    lam_phys = nuc.decay_constant_per_h
+    if tail == "physical":
+        lam = lam_phys
+        tail_grad = np.zeros(n)
+        tail_grad[-1] = 1.0 / lam
+        rules.append(f"tail: A(tn)/lambda_phys, lambda_phys = {lam:.6g} /h ({nuc.name})")
+    else:
+        m = int(tail_points)
+        if m < 2 or m > n:
+            raise KineticsError(
+                "tail_points",
+                f"a fitted tail needs 2 <= tail_points <= n = {n}",
+                tail_points,
+                "use tail_points=2 or tail='physical'",
+            )
+        if np.any(a[-m:] <= 0):
+            raise KineticsError(
+                "activities_mbq",
+                "a fitted tail needs positive activities in its points",
+                a[-m:].tolist(),
+                "use tail='physical' or fewer tail_points",
+            )
+        lam_fit, dlam = _tail_rate(t, a, s, m)
+        details["tail_fit_lambda_per_h"] = lam_fit
+        if lam_fit < lam_phys:
+            lam = lam_phys
+            dlam = np.zeros(n)
+            warnings.append(
+                f"fitted tail rate {lam_fit:.4g} /h is slower than physical decay; "
+                f"lambda_phys = {lam_phys:.4g} /h used (terminal lambda >= lambda_phys)"
+            )
+        else:
+            lam = lam_fit
+        tail_grad = -a[-1] / lam**2 * dlam
+        tail_grad[-1] += 1.0 / lam
+        weight = "weighted by (A/sigma)^2" if s is not None else "unweighted"
+        rules.append(
+            f"tail: A(tn)/lambda, lambda = max(log-linear mono fit through the last {m} "
+            f"points ({weight}), lambda_phys) = {lam:.6g} /h"
+        )
+    tail_area = a[-1] / lam
+    grad += tail_grad
+    details["tail_lambda_per_h"] = lam
+    tia = head_area + body + tail_area
+    sd = math.sqrt(float(np.sum((grad * s) ** 2))) if s is not None else math.nan
+    if s is not None:
+        rules.append("SD: linear propagation of independent per-point sigmas")
+    for w in warnings:
+        logger.info("trapezoid_tia: %s", w)
+    return TIAResult(
+        float(tia),
+        sd,
+        "trapezoid",
+        tuple(rules),
+        nuc.name,
+        MappingProxyType({"head": float(head_area), "body": body, "tail": float(tail_area)}),
+        MappingProxyType(details),
+        tuple(warnings),
+    )

@@ -1,0 +1,155 @@
+"""Tests of theranet.kinetics.integrate: analytic and trapezoid TIA with head/tail rules."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from theranet.errors import NuclideError, TimingError
+from theranet.kinetics.fit import fit_tac
+from theranet.kinetics.integrate import tia_from_fit, trapezoid_tia
+from theranet.kinetics.models import KineticsError
+from theranet.nuclides import Nuclide
+
+LN2 = math.log(2.0)
+LAM_LU = Nuclide("Lu-177").decay_constant_per_h
+
+
+def test_tia_from_fit_is_the_analytic_integral_with_rules():
+    t = np.array([4.0, 24.0, 96.0, 168.0])
+    data = 163.0 * np.exp(-LN2 / 56.0 * t)
+    fit = fit_tac(t, data, "mono", nuclide="Lu-177")
+    res = tia_from_fit(fit)
+    # A1/lambda1 = 163 * 56 / ln2 (clinical.md §6.3); fit converges to 1e-6
+    assert res.tia_mbq_h == pytest.approx(163.0 * 56.0 / LN2, rel=1e-6)
+    assert res.method == "analytic" and res.nuclide == "Lu-177"
+    assert any("analytic integral" in r for r in res.rules)
+    assert res.details["terminal_half_life_h"] == pytest.approx(56.0, rel=1e-6)
+    assert tia_from_fit(fit, nuclide="177Lu").tia_mbq_h == res.tia_mbq_h
+
+
+def test_tia_from_fit_refuses_another_nuclide():
+    fit = fit_tac([4.0, 24.0, 96.0], [90.0, 80.0, 40.0], "mono", nuclide="Lu-177")
+    with pytest.raises(NuclideError) as exc:
+        tia_from_fit(fit, nuclide="Y-90")
+    assert exc.value.field == "nuclide" and exc.value.value == "Y-90"
+    assert "Lu-177" in exc.value.problem and exc.value.fix
+
+
+def test_trapezoid_is_exact_for_a_linear_rise_with_physical_tail():
+    # A = 5 t MBq at 2, 4, 6 h: head (zero rule) = 10, body = int_2^6 5t dt = 80, and the
+    # tail A(6)/lambda_phys = 30/lambda_phys: exact by hand
+    res = trapezoid_tia([2.0, 4.0, 6.0], [10.0, 20.0, 30.0], nuclide="Lu-177")
+    assert res.components_mbq_h["head"] == pytest.approx(10.0, rel=1e-14)
+    assert res.components_mbq_h["body"] == pytest.approx(80.0, rel=1e-14)
+    assert res.components_mbq_h["tail"] == pytest.approx(30.0 / LAM_LU, rel=1e-14)
+    assert res.tia_mbq_h == pytest.approx(90.0 + 30.0 / LAM_LU, rel=1e-14)
+    assert any("A(0) = 0" in r for r in res.rules)
+    assert any("lambda_phys" in r for r in res.rules)
+
+
+def test_constant_head_rule():
+    res = trapezoid_tia([2.0, 4.0], [10.0, 20.0], nuclide="Lu-177", head="constant")
+    # A(0) = A(t1): head = A(t1) t1 = 20 (by hand)
+    assert res.components_mbq_h["head"] == pytest.approx(20.0, rel=1e-14)
+    assert any("constant" in r for r in res.rules)
+
+
+def test_no_head_when_first_point_is_at_injection():
+    res = trapezoid_tia([0.0, 4.0], [10.0, 20.0], nuclide="Lu-177")
+    assert res.components_mbq_h["head"] == 0.0
+
+
+def test_trapezoid_on_an_exponential_matches_the_closed_form():
+    # mono A0 e^{-l t} on a uniform grid t_k = t1 + k h: the trapezoid sum is the exact
+    # integral times (l h/2) coth(l h/2); the fitted tail through exact mono points recovers l
+    # exactly (log-linear), so tail = A(tn)/l; head (zero rule) = A(t1) t1/2. Exact to 1e-12.
+    a0, lam, h = 200.0, LN2 / 56.0, 12.0
+    t = 6.0 + h * np.arange(15)
+    a = a0 * np.exp(-lam * t)
+    res = trapezoid_tia(t, a, nuclide="Lu-177", tail="fitted", tail_points=3)
+    exact_body = a0 / lam * (math.exp(-lam * t[0]) - math.exp(-lam * t[-1]))
+    factor = (lam * h / 2) / math.tanh(lam * h / 2)
+    assert res.components_mbq_h["body"] == pytest.approx(exact_body * factor, rel=1e-12)
+    assert res.components_mbq_h["tail"] == pytest.approx(a[-1] / lam, rel=1e-12)
+    assert res.components_mbq_h["head"] == pytest.approx(a[0] * t[0] / 2, rel=1e-14)
+    assert res.details["tail_lambda_per_h"] == pytest.approx(lam, rel=1e-12)
+
+
+def test_fitted_tail_slower_than_physical_uses_lambda_phys():
+    t = np.array([24.0, 96.0, 168.0])
+    a = 100.0 * np.exp(-LN2 / 400.0 * t)  # T_eff 400 h > T_phys: impossible, clamped
+    res = trapezoid_tia(t, a, nuclide="Lu-177", tail="fitted")
+    assert res.details["tail_lambda_per_h"] == pytest.approx(LAM_LU, rel=1e-14)
+    assert res.details["tail_fit_lambda_per_h"] == pytest.approx(LN2 / 400.0, rel=1e-10)
+    assert res.warnings and "slower than physical decay" in res.warnings[0]
+
+
+def test_trapezoid_sd_with_physical_tail_by_hand():
+    t = np.array([4.0, 24.0, 96.0])
+    a = np.array([50.0, 60.0, 40.0])
+    s = np.array([5.0, 4.0, 3.0])
+    res = trapezoid_tia(t, a, nuclide="Lu-177", sigma_mbq=s)
+    # dTIA/dA: A1 -> t1/2 + (t2-t1)/2; A2 -> (t3-t1)/2; A3 -> (t3-t2)/2 + 1/lambda_phys
+    g = np.array([2.0 + 10.0, 46.0, 36.0 + 1 / LAM_LU])
+    assert res.sd_mbq_h == pytest.approx(math.sqrt(np.sum((g * s) ** 2)), rel=1e-12)
+
+
+def test_trapezoid_sd_with_two_point_fitted_tail_by_hand():
+    t = np.array([24.0, 96.0])
+    a = np.array([60.0, 20.0])
+    s = np.array([3.0, 2.0])
+    res = trapezoid_tia(t, a, nuclide="Lu-177", tail="fitted", sigma_mbq=s)
+    dt = 72.0
+    lam = math.log(60.0 / 20.0) / dt  # two-point mono rate
+    assert res.details["tail_lambda_per_h"] == pytest.approx(lam, rel=1e-12)
+    # tail = A2/lam, lam = ln(A1/A2)/dt: dtail/dA1 = -A2/(lam^2 A1 dt),
+    # dtail/dA2 = 1/lam + 1/(lam^2 dt); plus head t1/2 and trapezoid dt/2 each
+    g1 = 12.0 + 36.0 - 20.0 / (lam**2 * 60.0 * dt)
+    g2 = 36.0 + 1 / lam + 1 / (lam**2 * dt)
+    expected = math.hypot(g1 * 3.0, g2 * 2.0)
+    assert res.sd_mbq_h == pytest.approx(expected, rel=1e-10)
+    tia = 60.0 * 12.0 + 40.0 * 72.0 + 20.0 / lam
+    assert res.tia_mbq_h == pytest.approx(tia, rel=1e-12)
+
+
+def test_trapezoid_without_sigma_has_no_sd():
+    assert math.isnan(trapezoid_tia([4.0, 24.0], [5.0, 4.0], nuclide="Lu-177").sd_mbq_h)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"head": "linear"}, "head"),
+        ({"tail": "biological"}, "tail"),
+        ({"tail": "fitted", "tail_points": 1}, "tail_points"),
+        ({"tail": "fitted", "tail_points": 5}, "tail_points"),
+    ],
+)
+def test_trapezoid_bad_rules(kwargs, field):
+    with pytest.raises(KineticsError) as exc:
+        trapezoid_tia([4.0, 24.0, 96.0], [5.0, 4.0, 2.0], nuclide="Lu-177", **kwargs)
+    assert exc.value.field == field and exc.value.fix
+
+
+def test_fitted_tail_needs_positive_points():
+    with pytest.raises(KineticsError) as exc:
+        trapezoid_tia([4.0, 24.0, 96.0], [5.0, 4.0, 0.0], nuclide="Lu-177", tail="fitted")
+    assert exc.value.field == "activities_mbq"
+
+
+def test_trapezoid_refuses_a_nuclide_mismatch():
+    with pytest.raises(NuclideError) as exc:
+        trapezoid_tia([4.0, 24.0], [5.0, 4.0], nuclide="Lu-177", data_nuclide="In-111")
+    assert exc.value.field == "nuclide" and "In-111" in exc.value.problem
+
+
+def test_trapezoid_refuses_bad_curves():
+    with pytest.raises(TimingError):
+        trapezoid_tia([24.0, 4.0], [5.0, 4.0], nuclide="Lu-177")
+    with pytest.raises(KineticsError):
+        trapezoid_tia([4.0, 24.0], [5.0, -4.0], nuclide="Lu-177")
+    with pytest.raises(KineticsError):
+        trapezoid_tia([4.0, 24.0], [5.0], nuclide="Lu-177")
