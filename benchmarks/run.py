@@ -108,10 +108,11 @@ def main() -> None:
     import sys
 
     sys.path.insert(0, str(Path(__file__).parent))
+    import bench_kernels
     import bench_voxelwise
 
     results: dict = {}
-    for fn in (bench_resample, bench_nifti, bench_voxelwise.run):
+    for fn in (bench_resample, bench_nifti, bench_voxelwise.run, bench_kernels.run):
         results.update(fn())
     for r in results.values():
         b = r.get("baseline")

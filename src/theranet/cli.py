@@ -8,6 +8,7 @@ points under a folder).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -401,6 +402,63 @@ def tia(
     for w in (*result.warnings, *extra.get("warnings", [])):
         table.add_row("[yellow]warning[/]", w)
     console.print(table)
+
+
+@app.command()
+def kernel(
+    nuclide_name: Annotated[str, typer.Argument(metavar="NUCLIDE", help="e.g. Lu-177, 90Y.")],
+    voxel_mm: Annotated[
+        str | None, typer.Option(help="Voxel size, mm: one value or three (2,2,3).")
+    ] = None,
+    medium: Annotated[str, typer.Option(help="water, soft_tissue or bone.")] = "water",
+    emissions: Annotated[
+        str, typer.Option(help="Emission classes: beta,ce,auger,gamma,xray (default all).")
+    ] = "beta,ce,auger,gamma,xray",
+    n_voxels: Annotated[int, typer.Option(help="Octant extent in voxels (>= 5).")] = 10,
+    sphere_g: Annotated[
+        float | None, typer.Option(help="Print the self-dose S-value of a sphere of this mass, g.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Output CSV: i,j,k,s_mGy_per_MBq_s.")] = None,
+) -> None:
+    """Voxel S-values (one octant, CSV) or a sphere-model S-value, from first principles."""
+    from theranet.physics.kernels import sphere_s_value, voxel_s_values
+
+    if medium not in ("water", "soft_tissue", "bone"):
+        raise typer.BadParameter(
+            f"{medium!r}; use water, soft_tissue or bone", param_hint="--medium"
+        )
+    try:
+        if sphere_g is not None:
+            s = sphere_s_value(nuclide_name, sphere_g, material=medium, emissions=emissions)
+            console.print(
+                f"{s:.6g} mGy/(MBq s)  ({nuclide_name}, {sphere_g:g} g sphere of "
+                f"{medium}, emissions {emissions})"
+            )
+            return
+        if voxel_mm is None or out is None:
+            raise typer.BadParameter("give --voxel-mm and --out (or --sphere-g)")
+        if n_voxels < 5:
+            raise typer.BadParameter("must be at least 5", param_hint="--n-voxels")
+        vox = _floats_option(voxel_mm, "--voxel-mm")
+        if len(vox) not in (1, 3):
+            raise typer.BadParameter("one value or three", param_hint="--voxel-mm")
+        with contextlib.ExitStack() as stack:
+            if console.is_terminal:
+                stack.enter_context(console.status("computing voxel S-values"))
+            s = voxel_s_values(
+                nuclide_name,
+                vox if len(vox) == 3 else vox[0],
+                material=medium,
+                emissions=emissions,
+                n_voxels=n_voxels,
+            )
+        s.to_csv(out)
+    except (TheranetError, ValueError) as exc:
+        _fail(exc)
+    console.print(
+        f"wrote {out}: self-voxel S = {s.self_s:.6g} mGy/(MBq s); kernel holds "
+        f"{s.kernel_energy_mev:.5g} of {s.emitted_energy_mev:.5g} MeV/decay emitted"
+    )
 
 
 @app.command()
