@@ -260,3 +260,56 @@ def test_tia_bad_input(times, acts, fragment):
     assert r.exit_code == 2, r.output
     assert "error" in r.output.lower()
     assert fragment in r.output.lower()
+
+
+# ---------------------------------------------------------------------- kernel
+
+
+def test_kernel_csv_contract(tmp_path, monkeypatch):
+    monkeypatch.setenv("THERANET_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "k.csv"
+    r = runner.invoke(
+        app,
+        [
+            "kernel",
+            "Lu-177",
+            "--voxel-mm",
+            "4.42",
+            "--medium",
+            "soft_tissue",
+            "--n-voxels",
+            "5",
+            "--out",
+            str(out),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    rows = [ln for ln in out.read_text().splitlines() if not ln.startswith("#")]
+    assert rows[0] == "i,j,k,s_mGy_per_MBq_s"
+    assert len(rows) == 1 + 6**3
+    i, j, k, s = rows[1].split(",")
+    assert (i, j, k) == ("0", "0", "0") and float(s) > 0
+
+
+def test_kernel_sphere_and_errors(tmp_path, monkeypatch):
+    monkeypatch.setenv("THERANET_CACHE_DIR", str(tmp_path / "cache"))
+    r = runner.invoke(app, ["kernel", "Lu-177", "--sphere-g", "10", "--medium", "soft_tissue"])
+    assert r.exit_code == 0, r.output
+    assert "mGy/(MBq s)" in r.output
+    r = runner.invoke(
+        app,
+        [
+            "kernel",
+            "Lu-177",
+            "--voxel-mm",
+            "4",
+            "--n-voxels",
+            "3",
+            "--out",
+            str(tmp_path / "x.csv"),
+        ],
+    )
+    assert r.exit_code == 2
+    assert not (tmp_path / "x.csv").exists()
+    r = runner.invoke(app, ["kernel", "Lu-177", "--sphere-g", "-1"])
+    assert r.exit_code == 2 and "mass_g" in r.output
