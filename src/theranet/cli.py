@@ -462,6 +462,59 @@ def kernel(
 
 
 @app.command()
+def phantom(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    tracer: Annotated[str, typer.Option(help="Catalogue tracer, e.g. 177Lu-DOTATATE.")] = (
+        "177Lu-DOTATATE"
+    ),
+    activity_gbq: Annotated[
+        float | None, typer.Option(help="Administered activity, GBq (default: typical).")
+    ] = None,
+    times_h: Annotated[str, typer.Option(help="Hours after injection: 4,24,96,168.")] = (
+        "4,24,96,168"
+    ),
+    seed: Annotated[int, typer.Option(help="Varies the patient; fixes every UID.")] = 0,
+    spect_variant: Annotated[
+        str, typer.Option(help="rwvm (Bq/mL in the file) or counts (calibration in the truth).")
+    ] = "rwvm",
+    no_dose: Annotated[bool, typer.Option("--no-dose", help="Skip the true doses.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+) -> None:
+    """Image the digital NET patient: DICOM per time point and ground_truth.json."""
+    from theranet.phantom.generate import generate_study
+
+    times = _floats_option(times_h, "--times-h")
+    try:
+        with contextlib.ExitStack() as stack:
+            status = None
+            if not quiet and console.is_terminal:
+                status = stack.enter_context(console.status("digital patient"))
+
+            def progress(msg: str) -> None:
+                if status is not None:
+                    status.update(msg)
+                elif not quiet:
+                    err_console.print(msg)
+
+            study = generate_study(
+                out,
+                tracer=tracer,
+                activity_gbq=activity_gbq,
+                times_h=times,
+                seed=seed,
+                spect_variant=spect_variant,
+                with_dose=not no_dose,
+                progress=progress,
+            )
+    except (TheranetError, ValueError) as exc:
+        _fail(exc)
+    if not quiet:
+        console.print(
+            f"wrote {len(study.time_point_dirs)} time points and {study.ground_truth_path}"
+        )
+
+
+@app.command()
 def discover(
     root: Annotated[Path, typer.Argument(help="Folder to search recursively.")],
     lenient: Annotated[
