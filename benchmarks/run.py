@@ -109,10 +109,17 @@ def main() -> None:
 
     sys.path.insert(0, str(Path(__file__).parent))
     import bench_kernels
+    import bench_phantom
     import bench_voxelwise
 
     results: dict = {}
-    for fn in (bench_resample, bench_nifti, bench_voxelwise.run, bench_kernels.run):
+    for fn in (
+        bench_resample,
+        bench_nifti,
+        bench_voxelwise.run,
+        bench_kernels.run,
+        bench_phantom.run,
+    ):
         results.update(fn())
     for r in results.values():
         b = r.get("baseline")
