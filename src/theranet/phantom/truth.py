@@ -12,13 +12,13 @@ included.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["dose_map_gy", "tia_map_mbq_h"]
+__all__ = ["dose_map_gy", "region_means", "tia_map_mbq_h"]
 
 
 def tia_map_mbq_h(labels_data: np.ndarray, names: Mapping[int, str],
@@ -31,14 +31,12 @@ def tia_map_mbq_h(labels_data: np.ndarray, names: Mapping[int, str],
     names : mapping of label value to region name
     tia_mbq_h : mapping of region name to its TIA, MBq h
     """
-    out = np.zeros(labels_data.shape, dtype=np.float64)
     counts = np.bincount(labels_data.ravel().astype(np.int64))
     per_voxel = np.zeros(counts.size)
     for value, name in names.items():
         if name in tia_mbq_h and value < counts.size and counts[value] > 0:
             per_voxel[value] = tia_mbq_h[name] / counts[value]
-    out = per_voxel[labels_data.astype(np.int64)]
-    return out
+    return per_voxel[labels_data.astype(np.int64)]
 
 
 def dose_map_gy(
@@ -81,7 +79,3 @@ def region_means(values: np.ndarray, labels_data: np.ndarray,
         for v, name in names.items()
         if v < counts.size and counts[v] > 0
     }
-
-
-def times_list(times_h: Sequence[float]) -> list[float]:
-    return [float(t) for t in times_h]

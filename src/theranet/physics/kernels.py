@@ -372,7 +372,6 @@ def nuclide_kernel(
 
     # electrons
     e_cum = np.zeros_like(edges)
-    e_total = 0.0
     e_emitted = 0.0
     escaped = 0.0
     elib = _electron_library()
@@ -383,14 +382,12 @@ def nuclide_kernel(
         e_emitted += energy * number
         if energy < LOCAL_ELECTRON_MEV:
             e_cum[1:] += energy * number  # deposited in the first shell
-            e_total += energy * number
             continue
         curve, tot = _interp_curve(elib, min(energy, 10.0))
         r0_mm = float(table.csda_range_mm(energy, density_g_per_cm3=mat.density_g_per_cm3))
         x = edges / r0_mm
         c = np.interp(x, elib.coord, curve, right=tot)
         e_cum += energy * number * c
-        e_total += energy * number * tot
         escaped += energy * number * (1.0 - c[-1])  # beyond the extent, or bremsstrahlung
     if mat.name != "water":
         notes.append(
@@ -409,7 +406,7 @@ def nuclide_kernel(
         if energy < LOCAL_PHOTON_MEV:
             p_cum[1:] += energy * number
             continue
-        curve, tot = _interp_curve(plib, min(energy, 10.0))
+        curve, _ = _interp_curve(plib, min(energy, 10.0))
         c = np.interp(edges, plib.coord, curve)
         p_cum += energy * number * c
         escaped += energy * number * (1.0 - c[-1])
