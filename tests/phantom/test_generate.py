@@ -36,6 +36,11 @@ def test_layout_and_truth(study):
     # whole body = sum of regions at each time (conservation of the truth)
     total = [sum(r["activity_mbq"][i] for r in gt["regions"].values()) for i in range(2)]
     assert_allclose(total, gt["whole_body_activity_mbq"], rtol=1e-6)
+    from theranet.io import read_labels
+
+    labels = read_labels(study.out_dir / gt["labels_file"])
+    assert labels.names[gt["regions"]["liver"]["label"]] == "liver"
+    assert_allclose(labels.image.affine, study.anatomy.affine, atol=1e-4)
     lesions = [r for r in gt["regions"].values() if r["kind"] == "lesion"]
     assert {r["krenning_grade"] for r in lesions} >= {2, 4} or len(lesions) >= 3
 

@@ -2,7 +2,9 @@
 
 :func:`generate_study` writes one folder per time point (CT series, quantitative
 SPECT as NM RECON TOMO, planar whole-body views for tracers imaged that way, PET
-series for PET tracers) and ``ground_truth.json`` with, per region, the true
+series for PET tracers), ``labels.nii.gz`` (the true regions on the native grid,
+which is the CT grid, names in the sidecar) and ``ground_truth.json`` with, per
+region, the true
 mass, the activity at every time point, the analytic time-integrated activity,
 the true mean absorbed dose and the recovery the simulated SPECT/PET shows.
 Everything derives from the seed: the same seed gives byte-identical files.
@@ -25,6 +27,7 @@ from theranet import radiopharmaceuticals as rp
 from theranet._version import __version__
 from theranet.image import DecayCorrection, Image, PatientInfo, Provenance, Quantity, Timing
 from theranet.io._atomic import atomic_paths
+from theranet.io.nifti import write_nifti
 from theranet.phantom import imaging, truth
 from theranet.phantom.anatomy import Anatomy, build_anatomy
 from theranet.phantom.dicom_export import (
@@ -293,6 +296,9 @@ def generate_study(
         doses, dose_method = _true_doses(anatomy, kin)
     gt = _ground_truth(anatomy, kin, times, inj, doses, dose_method, recovery, calibration,
                        entry.name, spect_variant, seed)  # fmt: skip
+    # the true regions on the native (= CT) grid, for pipelines that take the phantom's labels
+    write_nifti(anatomy.labels, out / "labels.nii.gz")
+    gt["labels_file"] = "labels.nii.gz"
     gt_path = out / "ground_truth.json"
     with atomic_paths([gt_path]) as (tmp,):
         tmp.write_text(json.dumps(gt, indent=2, sort_keys=False) + "\n")
