@@ -108,6 +108,7 @@ def main() -> None:
     import sys
 
     sys.path.insert(0, str(Path(__file__).parent))
+    import bench_dose
     import bench_kernels
     import bench_phantom
     import bench_voxelwise
@@ -118,6 +119,7 @@ def main() -> None:
         bench_nifti,
         bench_voxelwise.run,
         bench_kernels.run,
+        bench_dose.run,
         bench_phantom.run,
     ):
         results.update(fn())
