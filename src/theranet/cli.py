@@ -569,5 +569,62 @@ def discover(
             console.print(f"[yellow]skipped[/] {s}")
 
 
+@app.command()
+def dosimetry(
+    study_dir: Annotated[
+        Path, typer.Argument(help="Folder of one patient's SPECT/CT time points.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    labels: Annotated[
+        Path | None,
+        typer.Option(help="Label map on the CT grid (default STUDY_DIR/labels.nii.gz)."),
+    ] = None,
+    calibration_cps_per_mbq: Annotated[
+        float | None,
+        typer.Option("--calibration-cps-per-mbq", help="SPECT sensitivity for count images."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+) -> None:
+    """Doses per region (doses.csv), the dose map (NIfTI + sidecar) and RT Dose."""
+    from theranet.pipeline import run_dosimetry
+
+    try:
+        with contextlib.ExitStack() as stack:
+            status = None
+            if not quiet and console.is_terminal:
+                status = stack.enter_context(console.status("dosimetry"))
+
+            def progress(msg: str) -> None:
+                if status is not None:
+                    status.update(msg)
+                elif not quiet:
+                    err_console.print(msg)
+
+            result = run_dosimetry(
+                study_dir,
+                out,
+                labels_path=labels,
+                calibration_cps_per_mbq=calibration_cps_per_mbq,
+                progress=progress,
+            )
+    except (TheranetError, ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+    if not quiet:
+        table = Table("region", "kind", "TIA (MBq h)", "mean dose (Gy)", "SD (Gy)", "model")
+        for r in result.regions.values():
+            table.add_row(
+                r.region,
+                r.kind,
+                f"{r.tia_mbq_h:.4g}",
+                f"{r.mean_dose_gy:.4g}",
+                f"{r.dose_sd_gy:.2g}",
+                r.model,
+            )
+        console.print(table)
+        console.print(
+            f"wrote {result.files['csv']}, {result.files['nifti']}, {result.files['rtdose']}"
+        )
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()
