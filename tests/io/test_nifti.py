@@ -168,3 +168,13 @@ def test_labels_round_trip(tmp_path):
     with pytest.raises(MissingFieldError, match="names"):
         read_labels(tmp_path / "raw.nii.gz")
     assert read_labels(tmp_path / "raw.nii.gz", {2: "liver", 5: "x"}).mask("x").sum() == 1
+
+
+def test_written_files_have_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    path = write_nifti(_image(), tmp_path / "p.nii.gz")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask

@@ -42,7 +42,11 @@ def atomic_paths(targets: Sequence[str | Path]) -> Iterator[list[Path]]:
             os.close(fd)
             temps.append(Path(name))
         yield temps
+        # mkstemp creates 0600 files: give outputs the usual permissions (0666 & ~umask)
+        umask = os.umask(0)
+        os.umask(umask)
         for tmp, t in zip(temps, targets, strict=True):
+            os.chmod(tmp, 0o666 & ~umask)
             os.replace(tmp, t)
         temps = []
     finally:
