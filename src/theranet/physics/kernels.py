@@ -551,9 +551,9 @@ def voxel_s_values(
             meta = json.loads(str(z["meta"]))
             return VoxelSValues(z["s"], tuple(vox.tolist()), name, mat, em, meta["rho"],
                                 meta["kernel"], meta["emitted"], tuple(meta["notes"]))  # fmt: skip
-    extent = float(np.linalg.norm((nv + 1) * vox)) + float(vox.max())
+    extent_mm = float(np.linalg.norm((nv + 1) * vox)) + float(vox.max())
     kernel = nuclide_kernel(
-        name, material=mat, emissions=em, extent_mm=min(extent, _PHOTON_EXTENT_MM),
+        name, material=mat, emissions=em, extent_mm=min(extent_mm, _PHOTON_EXTENT_MM),
         shell_mm=min(0.02, float(vox.min()) / 50),
     )  # fmt: skip
     # sample every voxel the electrons reach (their kernel is steep)
@@ -607,8 +607,8 @@ def _deposit(
     e = np.clip(kernel.energy_mev, 0.0, None)
     out = np.zeros(tuple(int(n) + 1 for n in nv))
     # near region: Monte Carlo over the energy within r_near (+ margin)
-    r_mc = float(np.linalg.norm((near + 1) * vox))
-    j_mc = int(np.searchsorted(edges, r_mc, side="right"))
+    r_mc_mm = float(np.linalg.norm((near + 1) * vox))
+    j_mc = int(np.searchsorted(edges, r_mc_mm, side="right"))
     j_mc = min(j_mc, e.size)
     e_mc = e[:j_mc]
     total_mc = float(e_mc.sum())
@@ -671,10 +671,10 @@ def sphere_s_value(
         raise ValueError(f"mass_g: must be a positive mass in g, got {mass_g!r}")
     mat = get_material(material)
     radius_mm = (3.0 * mass_g / mat.density_g_per_cm3 / (4.0 * math.pi)) ** (1 / 3) * 10.0
-    extent = min(2.0 * radius_mm, _PHOTON_EXTENT_MM)
+    extent_mm = min(2.0 * radius_mm, _PHOTON_EXTENT_MM)
     kernel = nuclide_kernel(
-        nuclide, material=mat.name, emissions=emissions, extent_mm=extent,
-        shell_mm=max(extent / 4000.0, 1e-4),
+        nuclide, material=mat.name, emissions=emissions, extent_mm=extent_mm,
+        shell_mm=max(extent_mm / 4000.0, 1e-4),
     )  # fmt: skip
     return _sphere_s(kernel, radius_mm, mass_g)
 
