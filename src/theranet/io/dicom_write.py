@@ -23,7 +23,7 @@ Segmentation (:func:`write_seg`)
     (highdicom rejects multi-frame NM sources, so regions must be on the CT
     grid).
 
-UIDs are ``2.25.`` UUID-5 UIDs from :func:`theranet.phantom.dicom_export.deterministic_uid`
+UIDs are ``2.25.`` UUID-5 UIDs from :func:`theranet.io._dicom_build.deterministic_uid`
 when ``uid_seed`` is given (same inputs and seed: identical files), random
 otherwise. Every writer goes through :func:`theranet.io._atomic.atomic_paths`:
 the outputs appear all together or not at all.
@@ -38,23 +38,21 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.sr.codedict import codes
 from pydicom.tag import Tag
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
 
 from theranet.errors import GeometryError, ImageDataError, InconsistentSeriesError, QuantityError
 from theranet.image import Image, Labels, Quantity
 from theranet.io._atomic import atomic_paths
+from theranet.io._dicom_build import da as _da
+from theranet.io._dicom_build import deterministic_uid, file_meta
+from theranet.io._dicom_build import ds as _ds
+from theranet.io._dicom_build import slice_geometry as _slice_geometry
+from theranet.io._dicom_build import tm as _tm
 from theranet.io.dicom_series import read_series
-from theranet.phantom.dicom_export import (
-    _da,
-    _ds,
-    _slice_geometry,
-    _tm,
-    deterministic_uid,
-)
 
 __all__ = [
     "RT_DOSE_STORAGE",
@@ -158,14 +156,7 @@ def _copy_patient_study(ds: Dataset, ref: Dataset) -> None:
 
 
 def _file_meta(ds: Dataset) -> None:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = deterministic_uid("theranet", "implementation")
-    meta.ImplementationVersionName = _VERSION_NAME
-    ds.file_meta = meta
-    ds.preamble = b"\0" * 128
+    file_meta(ds, "theranet", _VERSION_NAME)
 
 
 def _content_datetime(ref: Dataset, uid_seed: object | None) -> datetime:

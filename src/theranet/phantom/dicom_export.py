@@ -43,18 +43,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.tag import Tag
-from pydicom.uid import ExplicitVRLittleEndian
-from pydicom.valuerep import format_number_as_ds
 
 from theranet import radiopharmaceuticals as rp
 from theranet.errors import (
@@ -66,6 +63,12 @@ from theranet.errors import (
 )
 from theranet.image import DecayCorrection, Image, Quantity
 from theranet.io._atomic import atomic_paths
+from theranet.io._dicom_build import da as _da
+from theranet.io._dicom_build import deterministic_uid, file_meta
+from theranet.io._dicom_build import ds as _ds
+from theranet.io._dicom_build import dt as _dt
+from theranet.io._dicom_build import slice_geometry as _slice_geometry
+from theranet.io._dicom_build import tm as _tm
 
 __all__ = [
     "CT_IMAGE_STORAGE",
@@ -84,7 +87,6 @@ NM_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.20"
 PET_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.128"
 
 #: Name space of the UUIDs behind every UID written here.
-_UID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://theranet.invalid/phantom/dicom")
 _IMPLEMENTATION_VERSION_NAME = "THERANET_PHANTOM"  # SH, 16 characters at most
 _MANUFACTURER = "theranet"
 _MODEL = "digital phantom"
@@ -97,31 +99,6 @@ _VIEW_CODES = {
 _RECUMBENT = ("102538003", "SCT", "recumbent")
 _SUPINE = ("40199007", "SCT", "supine")
 _HEADFIRST = ("102540008", "SCT", "headfirst")
-
-
-def deterministic_uid(*parts: object) -> str:
-    """A ``2.25.`` UID from a name-based (version 5) UUID of ``parts``.
-
-    Parameters
-    ----------
-    *parts : object
-        Converted with ``str`` and joined with a separator that cannot occur in
-        them by accident (U+001F), so ``("a", "bc")`` and ``("ab", "c")`` differ.
-
-    Returns
-    -------
-    str
-        At most 44 characters (``2.25.`` and a 128-bit integer).
-
-    Examples
-    --------
-    >>> deterministic_uid("seed", 7, "study") == deterministic_uid("seed", 7, "study")
-    True
-    >>> deterministic_uid("seed", 7, "study").startswith("2.25.")
-    True
-    """
-    name = "\x1f".join(str(p) for p in parts)
-    return f"2.25.{uuid.uuid5(_UID_NAMESPACE, name).int}"
 
 
 @dataclass(frozen=True)
@@ -224,22 +201,6 @@ def _naive(when: datetime, name: str) -> datetime:
             "drop the timezone: when.replace(tzinfo=None) after converting to local time",
         )
     return when
-
-
-def _ds(x: float) -> str:
-    return format_number_as_ds(float(x))
-
-
-def _da(d: datetime | date) -> str:
-    return d.strftime("%Y%m%d")
-
-
-def _tm(d: datetime) -> str:
-    return d.strftime("%H%M%S.%f")
-
-
-def _dt(d: datetime) -> str:
-    return d.strftime("%Y%m%d%H%M%S.%f")
 
 
 def _code(value: str, scheme: str, meaning: str) -> Dataset:
@@ -406,14 +367,7 @@ def _age(birth: date, when: datetime) -> str:
 
 
 def _file_meta(ds: Dataset, ctx: DicomContext) -> None:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = deterministic_uid("theranet-phantom", "implementation")
-    meta.ImplementationVersionName = _IMPLEMENTATION_VERSION_NAME
-    ds.file_meta = meta
-    ds.preamble = b"\0" * 128
+    file_meta(ds, "theranet-phantom", _IMPLEMENTATION_VERSION_NAME)
 
 
 def _save(datasets: Sequence[Dataset], paths: Sequence[Path], ctx: DicomContext) -> list[Path]:
@@ -424,37 +378,6 @@ def _save(datasets: Sequence[Dataset], paths: Sequence[Path], ctx: DicomContext)
         for ds, tmp in zip(datasets, temps, strict=True):
             ds.save_as(tmp, enforce_file_format=True)
     return [Path(p) for p in paths]
-
-
-def _slice_geometry(image: Image) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float, float]:
-    """(row cosines, column cosines, slice step, row spacing, column spacing, signed step).
-
-    Row cosines are the direction of increasing column index (``affine[:3, 2]``),
-    column cosines that of increasing row index (``affine[:3, 1]``); the signed
-    step is ``affine[:3, 0]`` along ``row x column`` cosines.
-    """
-    a = image.affine
-    col_step, row_step, slice_step = a[:3, 2], a[:3, 1], a[:3, 0]
-    dx, dy = float(np.linalg.norm(col_step)), float(np.linalg.norm(row_step))
-    row_cos, col_cos = col_step / dx, row_step / dy
-    if abs(float(row_cos @ col_cos)) > 1e-6:
-        raise GeometryError(
-            "affine",
-            "row and column axes are not orthogonal; DICOM cannot store the grid",
-            None,
-            "resample the image onto an orthogonal grid",
-        )
-    normal = np.cross(row_cos, col_cos)
-    s = float(slice_step @ normal)
-    if not np.allclose(slice_step, s * normal, atol=1e-6 * max(abs(s), 1.0)):
-        raise GeometryError(
-            "affine",
-            "the slice step is not along the slice normal (sheared grid, gantry tilt); "
-            "the readers refuse it",
-            slice_step.tolist(),
-            "resample the image onto an orthogonal grid",
-        )
-    return row_cos, col_cos, slice_step, dy, dx, s
 
 
 def _check_image(image: Image, quantities: tuple[Quantity, ...], what: str) -> np.ndarray:
