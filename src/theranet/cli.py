@@ -147,6 +147,19 @@ def _reader_options(
     }
 
 
+@contextlib.contextmanager
+def _progress(label: str, quiet: bool):
+    """A progress callback: a spinner on a terminal, plain lines on stderr
+    otherwise, nothing when quiet."""
+    if quiet:
+        yield lambda msg: None
+    elif console.is_terminal:
+        with console.status(label) as status:
+            yield status.update
+    else:
+        yield lambda msg: err_console.print(msg)
+
+
 def _parse_datetime(value: str | None, option: str) -> datetime | None:
     if value is None:
         return None
@@ -442,9 +455,7 @@ def kernel(
         vox = _floats_option(voxel_mm, "--voxel-mm")
         if len(vox) not in (1, 3):
             raise typer.BadParameter("one value or three", param_hint="--voxel-mm")
-        with contextlib.ExitStack() as stack:
-            if console.is_terminal:
-                stack.enter_context(console.status("computing voxel S-values"))
+        with _progress("computing voxel S-values", quiet=False):
             s = voxel_s_values(
                 nuclide_name,
                 vox if len(vox) == 3 else vox[0],
@@ -485,17 +496,7 @@ def phantom(
 
     times = _floats_option(times_h, "--times-h")
     try:
-        with contextlib.ExitStack() as stack:
-            status = None
-            if not quiet and console.is_terminal:
-                status = stack.enter_context(console.status("digital patient"))
-
-            def progress(msg: str) -> None:
-                if status is not None:
-                    status.update(msg)
-                elif not quiet:
-                    err_console.print(msg)
-
+        with _progress("digital patient", quiet) as progress:
             study = generate_study(
                 out,
                 tracer=tracer,
@@ -589,17 +590,7 @@ def dosimetry(
     from theranet.pipeline import run_dosimetry
 
     try:
-        with contextlib.ExitStack() as stack:
-            status = None
-            if not quiet and console.is_terminal:
-                status = stack.enter_context(console.status("dosimetry"))
-
-            def progress(msg: str) -> None:
-                if status is not None:
-                    status.update(msg)
-                elif not quiet:
-                    err_console.print(msg)
-
+        with _progress("dosimetry", quiet) as progress:
             result = run_dosimetry(
                 study_dir,
                 out,
