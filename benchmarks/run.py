@@ -104,10 +104,13 @@ def bench_nifti() -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results.json"))
+    ap.add_argument("--only", help="run only the benchmark functions whose module or name "
+                    "contains this text (e.g. demo)")  # fmt: skip
     args = ap.parse_args()
     import sys
 
     sys.path.insert(0, str(Path(__file__).parent))
+    import bench_demo
     import bench_dose
     import bench_kernels
     import bench_phantom
@@ -121,7 +124,10 @@ def main() -> None:
         bench_kernels.run,
         bench_dose.run,
         bench_phantom.run,
+        bench_demo.run,
     ):
+        if args.only and args.only not in f"{fn.__module__}.{fn.__name__}":
+            continue
         results.update(fn())
     for r in results.values():
         b = r.get("baseline")

@@ -1,4 +1,10 @@
-"""End-to-end dosimetry on the digital patient (theranet.pipeline, `theranet dosimetry`)."""
+"""End-to-end dosimetry on the digital patient (theranet.pipeline, `theranet dosimetry`).
+
+Accuracy targets (issue acceptance) against the phantom's ground truth: mean
+absorbed dose of kidneys, liver and spleen within 5 %, lesions of 20 mL or more
+within 10 %, red marrow within 15 %. The pipeline is given the system resolution
+(the phantom SPECT's FWHM, as a site gives its measured one), never the truth.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import json
 import shutil
 
 import numpy as np
+import pydicom
 import pytest
 from typer.testing import CliRunner
 
@@ -14,8 +21,10 @@ from theranet.cli import app
 from theranet.errors import TheranetError
 from theranet.pipeline import CSV_COLUMNS, PipelineInputError, run_dosimetry
 
-# Loose first target; the last few percent need partial-volume correction.
-TOLERANCE = 0.25
+ORGAN_TOL = 0.05
+LESION_TOL = 0.10
+MARROW_TOL = 0.15
+KIDNEYS = ("kidney_cortex", "kidney_medulla")
 
 
 @pytest.fixture(scope="module")
@@ -28,36 +37,34 @@ def study(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def result(study, tmp_path_factory):
-    out = tmp_path_factory.mktemp("run") / "out"
-    messages: list[str] = []
-    res = run_dosimetry(study, out, progress=messages.append)
-    return res, out, messages
+def truth_doc(study):
+    return json.loads((study / "ground_truth.json").read_text())
 
 
 @pytest.fixture(scope="module")
-def truth(study):
-    return json.loads((study / "ground_truth.json").read_text())["regions"]
+def truth(truth_doc):
+    return truth_doc["regions"]
+
+
+@pytest.fixture(scope="module")
+def result(study, truth_doc, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "out"
+    messages: list[str] = []
+    res = run_dosimetry(
+        study,
+        out,
+        fwhm_mm=truth_doc["spect_fwhm_mm"],
+        fwhm_sd_mm=1.0,
+        calibration_sd_percent=5.0,
+        progress=messages.append,
+    )
+    return res, out, messages
 
 
 def _rows(out):
     with open(out / "doses.csv", newline="") as fh:
         reader = csv.DictReader(fh)
         return tuple(reader.fieldnames), {r["region"]: r for r in reader}
-
-
-def test_csv_contract(result, truth):
-    _, out, messages = result
-    header, rows = _rows(out)
-    assert header == CSV_COLUMNS
-    assert set(rows) == set(truth)
-    for name, r in rows.items():
-        assert r["kind"] == ("lesion" if name.startswith("lesion_") else "organ")
-        assert r["bed_gy"] == ""
-        for col in ("volume_ml", "mass_g", "tia_mbq_h", "tia_sd_mbq_h", "mean_dose_gy"):
-            assert float(r[col]) > 0, (name, col)
-        assert r["model"]
-    assert messages and messages[-1].startswith("wrote")
 
 
 def _mass_weighted(rows, truth, names):
@@ -67,19 +74,89 @@ def _mass_weighted(rows, truth, names):
     return got / sum(m), exp / sum(m)
 
 
-@pytest.mark.parametrize(
-    "organ", [("kidney_cortex", "kidney_medulla"), ("liver",), ("spleen",)], ids=str
-)
-def test_organ_doses_near_truth(result, truth, organ):
+def test_csv_contract(result, truth):
+    _, out, messages = result
+    header, rows = _rows(out)
+    assert header == CSV_COLUMNS
+    assert set(truth) <= set(rows)
+    for name in truth:
+        r = rows[name]
+        assert r["kind"] == (
+            "lesion" if name.startswith("lesion_") else "marrow" if "marrow" in name else "organ"
+        )
+        assert r["bed_gy"] == ""
+        for col in ("volume_ml", "mass_g", "tia_mbq_h", "tia_sd_mbq_h", "mean_dose_gy",
+                    "dose_sd_gy"):  # fmt: skip
+            assert float(r[col]) > 0, (name, col)
+        assert r["model"]
+    assert messages and messages[-1].startswith("wrote")
+
+
+@pytest.mark.parametrize("organ", [KIDNEYS, ("liver",), ("spleen",)], ids=str)
+def test_organ_doses_within_5_percent(result, truth, organ):
     _, out, _ = result
     _, rows = _rows(out)
     got, exp = _mass_weighted(rows, truth, organ)
-    assert got == pytest.approx(exp, rel=TOLERANCE)
+    assert got == pytest.approx(exp, rel=ORGAN_TOL)
+
+
+def test_large_lesions_within_10_percent(result, truth):
+    _, out, _ = result
+    _, rows = _rows(out)
+    big = [n for n, t in truth.items() if n.startswith("lesion_") and t["volume_ml"] >= 20.0]
+    assert big, "the default patient has lesions of 20 mL or more"
+    for n in big:
+        assert float(rows[n]["mean_dose_gy"]) == pytest.approx(
+            truth[n]["mean_dose_gy"], rel=LESION_TOL
+        ), n
+
+
+def test_red_marrow_within_15_percent(result, truth):
+    _, out, _ = result
+    _, rows = _rows(out)
+    assert float(rows["red_marrow"]["mean_dose_gy"]) == pytest.approx(
+        truth["red_marrow"]["mean_dose_gy"], rel=MARROW_TOL
+    )
+
+
+def test_kidney_dose_per_gbq_in_published_range(result, truth, truth_doc):
+    """177Lu-DOTATATE kidneys 0.27-0.91 Gy/GBq (biokinetics.md §3.2 range of published
+    SPECT-based series)."""
+    _, out, _ = result
+    _, rows = _rows(out)
+    got, _ = _mass_weighted(rows, truth, KIDNEYS)
+    per_gbq = got / (truth_doc["administered_activity_mbq"] / 1000.0)
+    assert 0.27 <= per_gbq <= 0.91
+
+
+def test_blood_based_marrow_row(result, truth_doc):
+    """The phantom's blood samples give a blood-based marrow row (RMBLR 1).
+
+    Its TIA equals the blood TIA concentration (from the phantom's blood curve,
+    here the heart blood region's truth) x marrow mass / blood density (EANM
+    2010): checked to 5 % (fit of 7 noise-free samples).
+    """
+    res, _, _ = result
+    row = res.regions["red_marrow_blood_based"]
+    hb = truth_doc["regions"]["heart_blood"]
+    blood_tia_per_ml = hb["tia_mbq_h"] / hb["volume_ml"]
+    from theranet.dosimetry.marrow import BLOOD_DENSITY_G_PER_ML
+
+    expected = blood_tia_per_ml / BLOOD_DENSITY_G_PER_ML * row.mass_g
+    assert row.tia_mbq_h == pytest.approx(expected, rel=0.05)
+    assert row.method.startswith("blood-based")
+
+
+def test_uncertainty_includes_every_term(result):
+    res, _, _ = result
+    r = res.regions["liver"]
+    for key in ("tia", "calibration", "s_value", "recovery"):
+        assert key in r.uncertainty
+    assert r.uncertainty["calibration"] == pytest.approx(0.05**2)
+    assert r.dose_sd_gy / r.mean_dose_gy >= 0.05
 
 
 def test_dose_outputs_read_back(result):
-    import pydicom
-
     from theranet.io import read_nifti
 
     res, out, _ = result
@@ -92,14 +169,37 @@ def test_dose_outputs_read_back(result):
     assert img.shape == res.dose.shape
     np.testing.assert_allclose(img.data, res.dose.data, rtol=1e-5, atol=1e-7)
     assert (out / "dose.json").is_file()
-    assert not (out / "report.html").exists()
+    seg = pydicom.dcmread(out / "regions_seg.dcm")
+    assert seg.Modality == "SEG"
+    for name in ("report.html", "report.pdf"):
+        assert (out / name).stat().st_size > 10_000
 
 
-def test_region_dose_sd_and_means_positive(result):
+def test_methods_and_registration_recorded(result):
     res, _, _ = result
-    for r in res.regions.values():
-        assert r.dose_sd_gy >= 0
-        assert r.mean_dose_gy > 0
+    steps = dict(res.methods)
+    assert "geometric transfer matrix" in steps["partial-volume correction"]
+    assert "rigid" in steps["registration"]
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def _copy(study, dest, keep=None):
+    """Copy the study; ``keep`` restricts the time-point folders copied."""
+
+    def ignore(folder, names):
+        if keep is None or folder != str(study):
+            return []
+        return [n for n in names if n.startswith("tp") and n not in keep]
+
+    shutil.copytree(study, dest, ignore=ignore)
+    return dest
+
+
+def _nothing_written(tmp_path, out):
+    assert not out.exists()
+    assert [p for p in out.parent.iterdir() if p.name.startswith(".out")] == []
 
 
 def test_missing_labels_is_refused_and_writes_nothing(study, tmp_path):
@@ -108,8 +208,23 @@ def test_missing_labels_is_refused_and_writes_nothing(study, tmp_path):
     out = tmp_path / "out"
     with pytest.raises(PipelineInputError, match="--labels"):
         run_dosimetry(bare, out)
-    assert not out.exists()
-    assert [p for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    _nothing_written(tmp_path, out)
+
+
+def test_time_point_without_timing_is_refused(study, tmp_path):
+    d = _copy(study, tmp_path / "s")
+    path = d / "tp2_24h" / "spect.dcm"
+    ds = pydicom.dcmread(path)
+    for kw in ("AcquisitionTime", "AcquisitionDate", "SeriesTime", "SeriesDate",
+               "ContentTime", "ContentDate", "AcquisitionDateTime"):  # fmt: skip
+        if kw in ds:
+            delattr(ds, kw)
+    ds.save_as(path)
+    out = tmp_path / "out"
+    with pytest.raises(TheranetError, match=r"(?i)time") as info:
+        run_dosimetry(d, out, fwhm_mm=12.0)
+    assert "Fix:" in str(info.value)
+    _nothing_written(tmp_path, out)
 
 
 def test_labels_on_another_grid_are_refused(study, tmp_path):
@@ -121,11 +236,65 @@ def test_labels_on_another_grid_are_refused(study, tmp_path):
     other = Labels(Image(cropped, lab.image.affine, Quantity.LABEL), lab.names)
     path = write_nifti(other, tmp_path / "other.nii.gz")
     out = tmp_path / "out"
-    with pytest.raises(PipelineInputError, match="CT grid") as info:
+    with pytest.raises(TheranetError, match="grid") as info:
         run_dosimetry(study, out, labels_path=path)
-    assert isinstance(info.value, TheranetError)
     assert "Fix:" in str(info.value)
-    assert not out.exists()
+    _nothing_written(tmp_path, out)
+
+
+def test_labels_of_another_frame_of_reference_are_refused(study, tmp_path):
+    from theranet.io import read_labels, read_series
+    from theranet.io.dicom_write import write_seg
+
+    lab = read_labels(study / "labels.nii.gz")
+    ct_dir = study / "tp1_4h" / "ct"
+    read_series(ct_dir)
+    seg_path = write_seg(tmp_path / "seg.dcm", lab, ct_dir, uid_seed="test")
+    ds = pydicom.dcmread(seg_path)
+    ds.FrameOfReferenceUID = "1.2.826.0.1.3680043.8.498.1"
+    ds.save_as(seg_path)
+    out = tmp_path / "out"
+    with pytest.raises(TheranetError, match=r"(?i)frame of reference") as info:
+        run_dosimetry(study, out, labels_path=seg_path)
+    assert "Fix:" in str(info.value)
+    _nothing_written(tmp_path, out)
+
+
+def test_unknown_tracer_is_refused(study, tmp_path):
+    d = _copy(study, tmp_path / "s")
+    for path in sorted(d.glob("tp*/spect.dcm")):
+        ds = pydicom.dcmread(path)
+        item = ds.RadiopharmaceuticalInformationSequence[0]
+        item.Radiopharmaceutical = "Lu-177 unobtainium"
+        if "RadiopharmaceuticalCodeSequence" in item:
+            del item.RadiopharmaceuticalCodeSequence
+        ds.save_as(path)
+    out = tmp_path / "out"
+    with pytest.raises(PipelineInputError, match="tracer") as info:
+        run_dosimetry(d, out, fwhm_mm=12.0)
+    assert "--tracer" in str(info.value)
+    _nothing_written(tmp_path, out)
+
+
+def test_single_time_point_needs_a_chosen_method(study, tmp_path):
+    d = _copy(study, tmp_path / "s", keep={"tp3_96h"})
+    out = tmp_path / "out"
+    with pytest.raises(PipelineInputError, match="--stp") as info:
+        run_dosimetry(d, out, fwhm_mm=12.0)
+    assert "single" in str(info.value)
+    _nothing_written(tmp_path, out)
+
+
+def test_single_time_point_with_hanscheid(study, truth, tmp_path):
+    """Hänscheid at 96 h (x = t/T_eff near 1-2 for the kidneys): within 15 % of the
+    true kidney dose (2x/2^x >= 0.94 for x in [0.7, 2.2], Hänscheid 2018; plus
+    partial-volume and fit terms)."""
+    d = _copy(study, tmp_path / "s", keep={"tp3_96h"})
+    res = run_dosimetry(d, tmp_path / "out", fwhm_mm=12.0, stp="hanscheid", report=False)
+    rows = {n: {"mean_dose_gy": r.mean_dose_gy} for n, r in res.regions.items()}
+    got, exp = _mass_weighted(rows, truth, KIDNEYS)
+    assert got == pytest.approx(exp, rel=0.15)
+    assert res.regions["liver"].model == "hanscheid"
 
 
 def test_cli_error_exits_2(tmp_path):

@@ -154,8 +154,13 @@ def _progress(label: str, quiet: bool):
     if quiet:
         yield lambda msg: None
     elif console.is_terminal:
-        with console.status(label) as status:
-            yield status.update
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                   TimeElapsedColumn())  # fmt: skip
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task(label, total=None)
+            yield lambda msg: bar.update(task, description=f"{label}: {msg}")
     else:
         yield lambda msg: err_console.print(msg)
 
@@ -573,20 +578,82 @@ def discover(
 @app.command()
 def dosimetry(
     study_dir: Annotated[
-        Path, typer.Argument(help="Folder of one patient's SPECT/CT time points.")
+        Path, typer.Argument(help="Folder of one patient's SPECT/CT time points (one cycle).")
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
     labels: Annotated[
         Path | None,
-        typer.Option(help="Label map on the CT grid (default STUDY_DIR/labels.nii.gz)."),
+        typer.Option(
+            help="Regions on the CT of the first time point: NIfTI label map with sidecar, "
+            "DICOM SEG or RTSTRUCT (default STUDY_DIR/labels.nii.gz)."
+        ),
+    ] = None,
+    fwhm_mm: Annotated[
+        float | None,
+        typer.Option(
+            "--fwhm-mm",
+            help="Reconstructed SPECT resolution (FWHM, mm) for the partial-volume correction "
+            "(geometric transfer matrix). Without it, none is applied.",
+        ),
+    ] = None,
+    fwhm_sd_mm: Annotated[
+        float | None, typer.Option("--fwhm-sd-mm", help="Uncertainty of the FWHM, mm.")
     ] = None,
     calibration_cps_per_mbq: Annotated[
         float | None,
         typer.Option("--calibration-cps-per-mbq", help="SPECT sensitivity for count images."),
     ] = None,
+    calibration_sd_percent: Annotated[
+        float | None,
+        typer.Option("--calibration-sd-percent", help="Calibration uncertainty, %."),
+    ] = None,
+    tracer: Annotated[
+        str | None, typer.Option(help="Catalogue tracer (default: from the headers).")
+    ] = None,
+    nuclide: NuclideOpt = None,
+    register: Annotated[
+        str, typer.Option(help="Registration of the time points: rigid, deformable or none.")
+    ] = "rigid",
+    method: Annotated[
+        str,
+        typer.Option(help="Voxel dose: convolution, density_corrected or local."),
+    ] = "convolution",
+    within_region: Annotated[
+        str | None,
+        typer.Option(
+            help="TIA within a region: uniform (default with --fwhm-mm) or spect (shape of "
+            "the time-integrated SPECT)."
+        ),
+    ] = None,
+    stp: Annotated[
+        str | None,
+        typer.Option(help="Single-time-point method for one time point: hanscheid or madsen."),
+    ] = None,
+    lesion_threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--lesion-threshold-mbq-per-ml",
+            help="Add lesions: connected SPECT voxels above this concentration.",
+        ),
+    ] = None,
+    blood: Annotated[
+        Path | None,
+        typer.Option(
+            help="Blood samples CSV (hours_after_injection, activity_concentration_mbq_per_ml) "
+            "for the blood-based marrow dose (default STUDY_DIR/blood_samples.csv if present)."
+        ),
+    ] = None,
+    hematocrit: Annotated[
+        float | None, typer.Option(help="Haematocrit for RMBLR = 0.19/(1 - Hct).")
+    ] = None,
+    red_marrow_mass_g: Annotated[
+        float | None, typer.Option("--red-marrow-mass-g", help="Red-marrow mass, g.")
+    ] = None,
+    strictness: StrictnessOpt = "strict",
+    no_report: Annotated[bool, typer.Option("--no-report", help="Skip report.html/pdf.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
-    """Doses per region (doses.csv), the dose map (NIfTI + sidecar) and RT Dose."""
+    """Doses per region with uncertainty, dose map (NIfTI, RT Dose), SEG and report."""
     from theranet.pipeline import run_dosimetry
 
     try:
@@ -595,26 +662,46 @@ def dosimetry(
                 study_dir,
                 out,
                 labels_path=labels,
+                fwhm_mm=fwhm_mm,
+                fwhm_sd_mm=fwhm_sd_mm,
                 calibration_cps_per_mbq=calibration_cps_per_mbq,
+                calibration_sd_percent=calibration_sd_percent,
+                tracer=tracer,
+                nuclide=nuclide,
+                register=register,
+                dose_method=method,
+                within_region=within_region,
+                stp=stp,
+                lesion_threshold_mbq_per_ml=lesion_threshold,
+                blood_path=blood,
+                hematocrit=hematocrit,
+                red_marrow_mass_g=red_marrow_mass_g,
+                strictness=strictness,
+                report=not no_report,
                 progress=progress,
             )
     except (TheranetError, ValueError, FileNotFoundError) as exc:
         _fail(exc)
     if not quiet:
-        table = Table("region", "kind", "TIA (MBq h)", "mean dose (Gy)", "SD (Gy)", "model")
+        a0 = result.administered_activity_mbq
+        table = Table(
+            "region", "kind", "TIA (MBq h)", "mean dose (Gy)", "SD (Gy)", "Gy/GBq", "model",
+            title=f"{result.tracer}: absorbed doses",
+        )  # fmt: skip
         for r in result.regions.values():
             table.add_row(
                 r.region,
                 r.kind,
                 f"{r.tia_mbq_h:.4g}",
-                f"{r.mean_dose_gy:.4g}",
+                f"{r.mean_dose_gy:.3g}",
                 f"{r.dose_sd_gy:.2g}",
+                f"{r.mean_dose_gy / (a0 / 1000):.3g}" if a0 else "",
                 r.model,
             )
         console.print(table)
-        console.print(
-            f"wrote {result.files['csv']}, {result.files['nifti']}, {result.files['rtdose']}"
-        )
+        for w in result.warnings:
+            err_console.print(f"[yellow]warning:[/yellow] {w}")
+        console.print("wrote " + ", ".join(str(p) for p in result.files.values()))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,47 +1,60 @@
-"""The dosimetry pipeline: a SPECT/CT study folder -> per-region doses and a dose map.
+"""The dosimetry of one therapy cycle: SPECT/CT time points -> doses, DICOM and a report.
 
-:func:`run_dosimetry` wires the building blocks:
+:func:`run_dosimetry` follows the steps a medical physicist takes, each recorded
+in the report's methods table:
 
-1. **Inputs.** Time points are found with :func:`theranet.io.discover` (one SPECT
-   per time point); every SPECT is read with :func:`~theranet.io.read_nm_spect`,
-   the CT of the first time point that has one with :func:`~theranet.io.read_series`,
-   and the label map (default ``STUDY_DIR/labels.nii.gz``) with
-   :func:`~theranet.io.read_labels`. The label map must lie on the CT grid
-   (same shape and affine): otherwise it is refused, never silently resampled.
-2. **Kinetics.** The reference grid is the CT/label grid. Each SPECT is brought to
-   the activity present at its acquisition and resampled activity-conserving onto
-   it (:func:`~theranet.kinetics.tac.tacs_from_images`); per region the model is
-   selected (:func:`~theranet.kinetics.fit.select_model`) and integrated
-   analytically with its delta-method SD (:func:`~theranet.kinetics.integrate.tia_from_fit`).
-   Fewer than two time points are refused.
-3. **Voxel TIA.** Within each labelled region the TIA is distributed like the
-   time-integrated SPECT (``within_region="spect"``, default) or uniformly
-   (``within_region="uniform"``), scaled so that the region's voxels sum to the
-   region's fitted TIA. The time-integrated SPECT of a voxel is the trapezoid of
-   its resampled activity over the time points, with a linear rise from 0 at
-   injection and a physical-decay tail after the last point. Voxels outside every
-   region keep that voxel trapezoid TIA unscaled.
-4. **Dose.** :func:`~theranet.dosimetry.voxel.voxel_dose` (soft-tissue voxel
-   S-value convolution). A region's mean dose is the mean of its voxel doses; its
-   SD is :func:`~theranet.dosimetry.uncertainty.dose_uncertainty` with the TIA's
-   relative SD (mass uncertainty not included yet). The mass reported is the
-   region volume times a density from the CT (bilinear HU -> g/cm^3, see
-   :func:`hu_to_density`); it does not enter the dose (homogeneous soft-tissue kernel).
-5. **Outputs** (all written into a temporary folder beside ``OUT`` and moved in
-   only once everything succeeded): ``doses.csv``, ``dose.nii.gz`` with its JSON
-   sidecar, ``dose.dcm`` (RT Dose referencing the CT) and its RT Plan stub
-   ``dose_plan.dcm``.
+1. **Inputs.** :func:`theranet.io.discover` finds the time points (one SPECT per
+   time point, DICOM or NIfTI with sidecar; the CT of the same time point when
+   there is one). The tracer comes from the headers or ``tracer=`` and must be
+   in the catalogue; the nuclide from the headers or ``nuclide=``.
+2. **Regions.** A label map (NIfTI with sidecar, DICOM SEG or RTSTRUCT) on the
+   grid of the reference CT (the CT of the first time point with one), read
+   with :func:`theranet.io.regions.read_regions`; never silently resampled.
+   Lesions can be added from a threshold on the reference SPECT.
+3. **Registration.** Each time point's CT is registered rigidly (optionally
+   also deformably) to the reference CT (:mod:`theranet.imaging.register`); the
+   SPECT follows the transform. A transform that moves no body voxel by more
+   than ``registration_tolerance_mm`` leaves the SPECT untouched (no needless
+   interpolation); the quality of each registration is reported.
+4. **Quantification.** Every SPECT is brought to the activity present at its
+   acquisition (:func:`theranet.kinetics.tac.time_point_image`). With the
+   system resolution (``fwhm_mm``) the region means are corrected for partial
+   volume with the geometric transfer matrix
+   (:mod:`theranet.imaging.partial_volume`; each region's recovery coefficient
+   follows from the resolution and the region's size and shape); without it,
+   they are not corrected and the report says so.
+5. **Kinetics.** Per region the model is selected and integrated analytically
+   with its delta-method SD (:mod:`theranet.kinetics`); a single time point
+   needs a chosen single-time-point method (``stp="hanscheid"|"madsen"``).
+6. **Dose.** The region TIAs are spread over their voxels on the CT grid
+   (uniformly, the assumption of the partial-volume correction, or shaped like
+   the time-integrated SPECT) and convolved with the project's voxel S-values
+   (:func:`theranet.dosimetry.voxel.voxel_dose`: ``convolution``,
+   ``density_corrected`` with the CT densities of
+   :mod:`theranet.imaging.segment`, or ``local``). Mean dose and DVH per
+   region; red marrow image-based from a ``red_marrow`` region and, when blood
+   samples are given, blood-based (EANM 2010).
+7. **Uncertainty.** EANM propagation (:mod:`theranet.dosimetry.uncertainty`):
+   TIA from the fit covariance (with the counting SD of the corrected region
+   means), the calibration (``calibration_sd_percent``), the recovery (from
+   ``fwhm_sd_mm`` through a second transfer matrix) and the S-values.
+8. **Outputs** (written into a temporary folder beside ``OUT`` and moved in only
+   once everything succeeded): ``doses.csv``, ``dose.nii.gz`` + ``dose.json``,
+   ``dose.dcm`` (RT Dose) + ``dose_plan.dcm``, ``regions_seg.dcm`` (DICOM SEG of
+   the regions on the CT), ``report.html`` and ``report.pdf``.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -49,11 +62,13 @@ import numpy as np
 from theranet.errors import Strictness, TheranetError
 from theranet.image import Image, Labels, Quantity
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "CSV_COLUMNS",
     "DosimetryResult",
     "PipelineInputError",
-    "hu_to_density",
+    "RegionDose",
     "run_dosimetry",
 ]
 
@@ -71,7 +86,28 @@ CSV_COLUMNS = (
     "model",
 )
 
-_OUTPUT_FILES = ("doses.csv", "dose.nii.gz", "dose.json", "dose.dcm", "dose_plan.dcm")
+#: Relative standard uncertainty of the project's voxel S-values: the largest
+#: deviation from the MIRD Pamphlet 17 self-voxel values found in
+#: docs/validation.md (131I, 6 mm: -2.3 %), rounded up.
+S_VALUE_REL_SD = 0.03
+
+_STP_METHODS = ("hanscheid", "madsen")
+#: Region-name parts of organs with physiological uptake or excretion, excluded from
+#: threshold lesion search (clinical.md §3: kidneys, spleen, bladder, pituitary,
+#: adrenals, bowel, salivary glands; the heart blood pool and thyroid too).
+_PHYSIOLOGICAL = ("kidney", "spleen", "bladder", "pituitary", "adrenal", "bowel", "stomach",
+                  "salivary", "thyroid", "heart", "urin")  # fmt: skip
+_KINETICS = {
+    "auto": "by curve shape (n >= 4): uptake seen (maximum after the first point) -> "
+    "uptake-washout bi-exponential fitted to all points (clinical.md §6.2); falling from the "
+    "first point -> constant head, trapezoids, and a mono-exponential fitted to the last 3 "
+    "points integrated analytically (§6.3); n <= 3 -> the rules of §6.2; weighted least "
+    "squares, terminal lambda >= lambda_phys, SD by the delta method",
+    "aicc": "weighted least squares, model by AICc (n >= 4) or the rules of §6.2 (n <= 3), "
+    "analytic integral, SD by the delta method",
+}
+_DOSE_METHODS = ("convolution", "density_corrected", "local")
+_REGISTER = ("rigid", "deformable", "none")
 
 
 class PipelineInputError(TheranetError, ValueError):
@@ -80,7 +116,7 @@ class PipelineInputError(TheranetError, ValueError):
 
 @dataclass(frozen=True)
 class RegionDose:
-    """One row of ``doses.csv``."""
+    """One row of ``doses.csv`` (and more, for the report)."""
 
     region: str
     kind: str
@@ -92,6 +128,8 @@ class RegionDose:
     dose_sd_gy: float
     model: str
     bed_gy: float | None = None
+    method: str = ""
+    uncertainty: Mapping[str, float] = field(default_factory=dict)
 
     def as_row(self) -> dict[str, str]:
         def num(x: float | None) -> str:
@@ -121,42 +159,63 @@ class DosimetryResult:
     regions : dict of str to RegionDose
     dose : Image
         Absorbed dose map, Gy, on the CT grid.
-    nuclide : str
+    nuclide, tracer : str
+    administered_activity_mbq : float or None
     times_h : tuple of float
         Hours after injection of the time points used.
     files : dict of str to Path
-        ``"csv"``, ``"nifti"``, ``"sidecar"``, ``"rtdose"``, ``"rtplan"``.
-    notes : tuple of str
-        Methods and assumptions, in words.
+        ``"csv"``, ``"nifti"``, ``"sidecar"``, ``"rtdose"``, ``"rtplan"``,
+        ``"seg"``, ``"html"``, ``"pdf"``.
+    methods : tuple of (str, str)
+        Each step and the choice made.
+    warnings : tuple of str
+    fits : dict
+        Region -> selected :class:`~theranet.kinetics.fit.FitResult` (absent for
+        single-time-point methods).
+    tacs : dict
+        Region -> (times_h, activity_mbq, activity_sd_mbq), partial-volume
+        corrected when a resolution was given.
     """
 
     out_dir: Path
     regions: dict[str, RegionDose]
     dose: Image
     nuclide: str
+    tracer: str
+    administered_activity_mbq: float | None
     times_h: tuple[float, ...]
     files: dict[str, Path] = field(default_factory=dict)
-    notes: tuple[str, ...] = ()
+    methods: tuple[tuple[str, str], ...] = ()
+    warnings: tuple[str, ...] = ()
+    fits: dict = field(default_factory=dict)
+    tacs: dict = field(default_factory=dict)
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """The methods as sentences."""
+        return tuple(f"{k}: {v}" for k, v in self.methods)
 
 
-def hu_to_density(hu: np.ndarray) -> np.ndarray:
-    """Mass density (g/cm^3) from CT numbers, bilinear.
-
-    ``1 + HU/1000`` up to 0 HU (air to water), ``1 + 0.6 HU/1000`` above (soft
-    tissue to cortical bone, about 1.85 g/cm^3 at 1400 HU); clipped to [0.001, 3].
-    A generic calibration, not that of a given scanner [UNCERTAIN].
-    """
-    hu = np.asarray(hu, dtype=np.float64)
-    rho = np.where(hu <= 0, 1.0 + hu / 1000.0, 1.0 + 0.6 * hu / 1000.0)
-    return np.clip(rho, 0.001, 3.0)
+@dataclass(frozen=True)
+class _TimePoint:
+    label: str
+    spect: Path
+    ct_dir: Path | None
 
 
 def _kind(name: str) -> str:
-    return "lesion" if name.lower().startswith("lesion") else "organ"
+    low = name.lower()
+    if low.startswith("lesion"):
+        return "lesion"
+    if "marrow" in low:
+        return "marrow"
+    return "organ"
 
 
-def _find_inputs(study_dir: Path, strictness: Strictness) -> tuple[list[Path], Path]:
-    """(SPECT files in time order, CT folder of the first time point)."""
+# --------------------------------------------------------------------------- inputs
+
+
+def _find_inputs(study_dir: Path, strictness: Strictness) -> list[_TimePoint]:
     from theranet.io import discover
 
     groups = discover(study_dir, strictness=strictness)
@@ -175,8 +234,7 @@ def _find_inputs(study_dir: Path, strictness: Strictness) -> tuple[list[Path], P
             [g.pseudonym for g in groups],
             "give the folder of one patient",
         )
-    spects: list[Path] = []
-    ct_dir: Path | None = None
+    out: list[_TimePoint] = []
     injections = set()
     for tp in groups[0].time_points:
         sp = tp.of_kind("spect")
@@ -191,10 +249,10 @@ def _find_inputs(study_dir: Path, strictness: Strictness) -> tuple[list[Path], P
                 f"{tp.hours_after_injection} h",
             )
         injections.add(tp.injection)
-        spects.append(sp[0].paths[0])
         cts = tp.of_kind("ct")
-        if ct_dir is None and cts:
-            ct_dir = cts[0].paths[0].parent
+        ct_dir = cts[0].paths[0].parent if cts else None
+        label = sp[0].paths[0].parent.name
+        out.append(_TimePoint(label, sp[0].paths[0], ct_dir))
     if len(injections) > 1:
         raise PipelineInputError(
             "STUDY_DIR",
@@ -202,20 +260,100 @@ def _find_inputs(study_dir: Path, strictness: Strictness) -> tuple[list[Path], P
             sorted(str(i) for i in injections),
             "give the folder of one therapy cycle",
         )
-    if ct_dir is None:
+    if not any(tp.ct_dir for tp in out):
         raise PipelineInputError(
             "STUDY_DIR", "holds no CT", str(study_dir), "add the CT of the SPECT/CT"
         )
-    return spects, ct_dir
+    return out
 
 
-def _voxel_tia(on_grid: list[np.ndarray], times: np.ndarray, lam_phys: float) -> np.ndarray:
-    """Trapezoid TIA per voxel (MBq h): linear rise from 0, physical tail."""
+def _read_spect(path: Path, mode: Strictness, cf: float | None, nuclide: str | None) -> Image:
+    from theranet.io import read_nifti, read_nm_spect
+
+    if path.name.endswith((".nii", ".nii.gz")):
+        img = read_nifti(path)
+        if nuclide is not None:
+            img = img.replace(nuclide=nuclide)
+        if img.quantity is Quantity.COUNTS:
+            if cf is None:
+                raise PipelineInputError(
+                    "calibration_cps_per_mbq",
+                    "a count image needs the SPECT sensitivity",
+                    path.name,
+                    "give --calibration-cps-per-mbq",
+                )
+            img = img.to_activity_concentration(cf)
+        return img
+    return read_nm_spect(path, strictness=mode, calibration_cps_per_mbq=cf, nuclide=nuclide)
+
+
+def _tracer(images: list[Image], tracer: str | None, nuclide: str):
+    from theranet import radiopharmaceuticals as rp
+
+    name = tracer or images[0].tracer
+    if not name:
+        raise PipelineInputError(
+            "tracer",
+            "the SPECT headers name no radiopharmaceutical",
+            None,
+            "give --tracer (one of the catalogue: theranet info --tracers)",
+        )
+    try:
+        entry = rp.get(name)
+    except rp.UnknownTracerError as exc:
+        raise PipelineInputError(
+            "tracer",
+            "is not in the radiopharmaceutical catalogue",
+            name,
+            "give --tracer with a catalogue name (e.g. 177Lu-DOTATATE), or add the tracer "
+            "to a user catalogue",
+        ) from exc
+    if entry.nuclide_name != nuclide:
+        raise PipelineInputError(
+            "tracer",
+            f"is labelled with {entry.nuclide_name}, the SPECT with {nuclide}",
+            name,
+            "give the tracer the SPECT was acquired with (--tracer) or fix --nuclide",
+        )
+    return entry
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _uniform_tia_map(labels_data: np.ndarray, masks: Mapping[str, np.ndarray],
+                     tia: Mapping[str, float]) -> np.ndarray:  # fmt: skip
+    out = np.zeros(labels_data.shape, dtype=np.float64)
+    for name, m in masks.items():
+        n = int(m.sum())
+        if n:
+            out[m] = tia[name] / n
+    return out
+
+
+def _voxel_trapezoid(on_grid: list[np.ndarray], times: np.ndarray, lam_phys: float) -> np.ndarray:
+    """Trapezoid TIA per voxel: linear rise from 0, physical tail."""
     a = [np.clip(x, 0.0, None) for x in on_grid]
     tia = 0.5 * times[0] * a[0]
     for i in range(1, len(a)):
         tia = tia + 0.5 * (times[i] - times[i - 1]) * (a[i - 1] + a[i])
     return tia + a[-1] / lam_phys
+
+
+def _surface_fraction(mask: np.ndarray) -> float:
+    """Half a voxel layer over the region's surface, relative to its volume.
+
+    The volume uncertainty of a segmentation whose boundary is known to about
+    half a voxel: (number of boundary faces / 2) / number of voxels.
+    """
+    faces = 0
+    for ax in range(3):
+        d = np.diff(mask.astype(np.int8), axis=ax)
+        faces += int(np.count_nonzero(d))
+        faces += int(np.count_nonzero(np.take(mask, 0, axis=ax)))
+        faces += int(np.count_nonzero(np.take(mask, -1, axis=ax)))
+    n = int(mask.sum())
+    return 0.5 * faces / n if n else math.nan
 
 
 def _move_into(tmp: Path, out_dir: Path) -> None:
@@ -227,35 +365,159 @@ def _move_into(tmp: Path, out_dir: Path) -> None:
     tmp.rmdir()
 
 
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    from theranet._version import __version__
+
+    out = {"theranet": __version__}
+    for pkg in ("numpy", "scipy", "pydicom", "SimpleITK", "radioactivedecay", "icrp107-database",
+                "highdicom", "matplotlib"):  # fmt: skip
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = "not installed"
+    out["decay data"] = "ICRP Publication 107 (icrp107-database), radioactivedecay ICRP-107"
+    out["electron/photon data"] = "NIST ESTAR, XCOM (shipped tables)"
+    return out
+
+
+def _frame_of_reference(ct_dir: Path) -> str | None:
+    """FrameOfReferenceUID of the first DICOM file of a CT series folder."""
+    import pydicom
+
+    for p in sorted(ct_dir.iterdir()):
+        if p.is_file() and not p.name.startswith("."):
+            try:
+                ds = pydicom.dcmread(
+                    p, stop_before_pixels=True, specific_tags=["FrameOfReferenceUID"]
+                )
+            except Exception:
+                continue
+            return str(ds.get("FrameOfReferenceUID", "")) or None
+    return None
+
+
+def _read_blood(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Blood samples: CSV, ``hours_after_injection``, ``activity_concentration_mbq_per_ml``."""
+    need = ("hours_after_injection", "activity_concentration_mbq_per_ml")
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        cols = reader.fieldnames or []
+        missing = [c for c in need if c not in cols]
+        if missing:
+            raise PipelineInputError(
+                "blood",
+                f"columns {missing} missing",
+                cols,
+                f"give a CSV with columns {list(need)} (activity at sampling, not "
+                "decay-corrected, MBq per mL of whole blood)",
+                path.name,
+            )
+        rows = list(reader)
+    try:
+        t = np.array([float(r[need[0]]) for r in rows])
+        c = np.array([float(r[need[1]]) for r in rows])
+    except ValueError as exc:
+        raise PipelineInputError(
+            "blood", "a value is not a number", str(exc), source=path.name
+        ) from exc
+    if t.size < 2 or np.any(~np.isfinite(t)) or np.any(t <= 0) or np.any(np.diff(t) <= 0):
+        raise PipelineInputError(
+            "blood",
+            "needs at least two samples at increasing positive times after injection",
+            t.tolist(),
+            "check hours_after_injection",
+            path.name,
+        )
+    if np.any(~np.isfinite(c)) or np.any(c < 0):
+        raise PipelineInputError("blood", "negative or non-finite concentration", c.tolist())
+    return t, c
+
+
+# --------------------------------------------------------------------------- main
+
+
 def run_dosimetry(
     study_dir: str | Path,
     out_dir: str | Path,
     *,
     labels_path: str | Path | None = None,
     calibration_cps_per_mbq: float | None = None,
+    calibration_sd_percent: float | None = None,
     nuclide: str | None = None,
+    tracer: str | None = None,
+    fwhm_mm: float | None = None,
+    fwhm_sd_mm: float | None = None,
+    register: str = "rigid",
+    registration_tolerance_mm: float = 0.5,
+    within_region: str | None = None,
+    dose_method: str = "convolution",
+    kinetics: str = "auto",
+    stp: str | None = None,
+    lesion_threshold_mbq_per_ml: float | None = None,
+    lesion_min_volume_ml: float = 1.0,
+    blood_path: str | Path | None = None,
+    hematocrit: float | None = None,
+    red_marrow_mass_g: float | None = None,
     strictness: Strictness | str = "strict",
-    within_region: str = "spect",
+    report: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> DosimetryResult:
-    """Doses per region and a dose map from one patient's SPECT/CT time points.
+    """Doses per region, a dose map, DICOM and a report from one cycle's SPECT/CT.
 
     Parameters
     ----------
     study_dir : path
-        Folder with the time points (DICOM SPECT and CT), searched recursively.
+        Folder with the time points (DICOM SPECT and CT, or NIfTI with sidecars),
+        searched recursively.
     out_dir : path
-        Output folder (created; existing files of the same names are replaced).
+        Output folder (created; files of the same names are replaced).
     labels_path : path, optional
-        Label map (NIfTI with a sidecar naming the regions) on the CT grid;
-        default ``STUDY_DIR/labels.nii.gz``.
+        Regions on the reference CT grid: NIfTI label map with sidecar, DICOM SEG
+        or RTSTRUCT; default ``STUDY_DIR/labels.nii.gz``.
     calibration_cps_per_mbq : float, optional
         SPECT sensitivity for count images (refused for activity images).
-    nuclide : str, optional
-        Overrides the nuclide of the SPECT headers.
+    calibration_sd_percent : float, optional
+        Relative standard uncertainty of the calibration, %. Not included (and
+        the report says so) when not given.
+    nuclide, tracer : str, optional
+        Override the headers; the tracer must be in the catalogue.
+    fwhm_mm : float, optional
+        Reconstructed SPECT resolution (Gaussian FWHM), mm, for the
+        partial-volume correction. Without it, none is applied.
+    fwhm_sd_mm : float, optional
+        Its standard uncertainty, mm (recovery uncertainty).
+    register : {"rigid", "deformable", "none"}
+        Registration of the time points to the reference CT.
+    registration_tolerance_mm : float
+        A transform moving no body voxel further than this keeps the SPECT as is.
+    within_region : {"uniform", "spect"}, optional
+        Distribution of a region's TIA over its voxels; default ``"uniform"``
+        with partial-volume correction (its assumption), else ``"spect"``.
+    dose_method : {"convolution", "density_corrected", "local"}
+    kinetics : {"auto", "aicc"}
+        Model choice per region (see ``_KINETICS``): ``auto`` by curve shape,
+        ``aicc`` by :func:`~theranet.kinetics.fit.select_model`.
+    stp : {"hanscheid", "madsen"}, optional
+        Required when there is a single time point.
+    lesion_threshold_mbq_per_ml : float, optional
+        Adds lesions: connected voxels of the reference SPECT above this
+        concentration (outside the named regions other than the liver, pancreas
+        and remainder-like tissue), at least ``lesion_min_volume_ml``.
+    blood_path : path, optional
+        Blood samples (CSV: ``hours_after_injection``,
+        ``activity_concentration_mbq_per_ml``) for the blood-based marrow dose.
+        Default ``STUDY_DIR/blood_samples.csv`` when it exists.
+    hematocrit : float, optional
+        Gives ``RMBLR = 0.19/(1 - Hct)`` (Sgouros 1993); default RMBLR 1
+        (177Lu peptides, Forrer 2009).
+    red_marrow_mass_g : float, optional
+        Marrow mass for the blood-based method; default the mass of the
+        ``red_marrow`` region, else refused.
     strictness : {"strict", "lenient"}
-    within_region : {"spect", "uniform"}
-        Distribution of a region's TIA over its voxels (module notes).
+    report : bool
+        Write ``report.html`` and ``report.pdf``.
     progress : callable, optional
         Called with a short message at each step.
 
@@ -266,25 +528,37 @@ def run_dosimetry(
     Raises
     ------
     PipelineInputError
-        No label map, labels off the CT grid, fewer than two time points...
+        Missing or inconsistent inputs; nothing is written to ``out_dir``.
     TheranetError
-        From the readers and the kinetics (typed, with the fix).
+        From the readers, registration and kinetics (typed, with the fix).
     """
-    from theranet.dosimetry.uncertainty import dose_uncertainty
-    from theranet.dosimetry.voxel import voxel_dose
-    from theranet.io import read_labels, read_nm_spect, read_series, write_nifti
-    from theranet.io.dicom_write import write_rtdose
-    from theranet.kinetics.fit import select_model
-    from theranet.kinetics.integrate import tia_from_fit
-    from theranet.kinetics.tac import tacs_from_images, time_point_image
-    from theranet.nuclides import Nuclide
-
     say = progress or (lambda msg: None)
     study_dir = Path(study_dir)
     out_dir = Path(out_dir)
     mode = Strictness.parse(strictness)
+    # ---- arguments, before reading anything
+    if register not in _REGISTER:
+        raise PipelineInputError("register", "unknown", register, f"use one of {_REGISTER}")
+    if dose_method not in _DOSE_METHODS:
+        raise PipelineInputError("dose_method", "unknown", dose_method, f"use {_DOSE_METHODS}")
+    if kinetics not in _KINETICS:
+        raise PipelineInputError("kinetics", "unknown", kinetics, f"use one of {list(_KINETICS)}")
+    if stp is not None and stp not in _STP_METHODS:
+        raise PipelineInputError("stp", "unknown", stp, f"use one of {_STP_METHODS}")
+    if within_region is None:
+        within_region = "uniform" if fwhm_mm is not None else "spect"
     if within_region not in ("spect", "uniform"):
-        raise ValueError(f"within_region: {within_region!r}; use 'spect' or 'uniform'")
+        raise PipelineInputError("within_region", "unknown", within_region, "use spect|uniform")
+    for name, value in (("fwhm_mm", fwhm_mm), ("fwhm_sd_mm", fwhm_sd_mm),
+                        ("calibration_sd_percent", calibration_sd_percent)):  # fmt: skip
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise PipelineInputError(name, "must be finite and >= 0", value)
+    if fwhm_mm is not None and fwhm_mm <= 0:
+        raise PipelineInputError("fwhm_mm", "must be > 0", fwhm_mm, "give the system FWHM in mm")
+    if fwhm_sd_mm is not None and fwhm_mm is None:
+        raise PipelineInputError(
+            "fwhm_sd_mm", "given without fwhm_mm", fwhm_sd_mm, "give --fwhm-mm as well"
+        )
     if not study_dir.is_dir():
         raise PipelineInputError("STUDY_DIR", "is not a folder", str(study_dir))
     if labels_path is None:
@@ -294,145 +568,370 @@ def run_dosimetry(
                 "labels",
                 "no label map given and STUDY_DIR has no labels.nii.gz",
                 str(study_dir),
-                "give the regions with --labels FILE.nii.gz (labels on the CT grid, "
-                "with a JSON sidecar naming them)",
+                "give the regions with --labels (NIfTI label map with a JSON sidecar naming "
+                "them, DICOM SEG or RTSTRUCT, on the CT of the first time point)",
             )
     labels_path = Path(labels_path)
     if not labels_path.is_file():
         raise PipelineInputError("labels", "file not found", str(labels_path), "check --labels")
+    if blood_path is None and (study_dir / "blood_samples.csv").is_file():
+        blood_path = study_dir / "blood_samples.csv"
+    if blood_path is not None and not Path(blood_path).is_file():
+        raise PipelineInputError("blood", "file not found", str(blood_path))
     if out_dir.exists() and not out_dir.is_dir():
         raise PipelineInputError("OUT", "exists and is not a folder", str(out_dir))
 
-    # 1. inputs
+    methods: list[tuple[str, str]] = []
+    warnings: list[str] = []
+
+    # ---- 1. inputs
     say("finding the time points")
-    spect_files, ct_dir = _find_inputs(study_dir, mode)
-    if len(spect_files) < 2:
+    tps = _find_inputs(study_dir, mode)
+    if len(tps) == 1 and stp is None:
         raise PipelineInputError(
             "STUDY_DIR",
-            "fewer than two SPECT time points; a curve cannot be fitted",
-            len(spect_files),
-            "add time points (single-time-point methods are not available in this "
-            "command yet: use theranet.kinetics.stp)",
+            "a single SPECT time point: a curve cannot be fitted",
+            tps[0].label,
+            "choose a single-time-point method (--stp hanscheid or --stp madsen) or add "
+            "time points",
         )
-    images = []
-    for i, f in enumerate(spect_files, 1):
-        say(f"reading SPECT {i}/{len(spect_files)}")
-        images.append(
-            read_nm_spect(
-                f,
-                strictness=mode,
-                calibration_cps_per_mbq=calibration_cps_per_mbq,
-                nuclide=nuclide,
-            )
-        )
-    say("reading the CT")
-    ct = read_series(ct_dir, strictness=mode)
-    labels: Labels = read_labels(labels_path)
-    if not labels.image.same_grid(ct):
+    if len(tps) > 1 and stp is not None:
         raise PipelineInputError(
-            "labels",
-            "the label map is not on the CT grid (shape or affine differ)",
-            f"labels {labels.image.shape} vs CT {ct.shape}",
-            "resample the label map onto the CT of the first time point (nearest "
-            "neighbour) or segment that CT",
-            labels_path.name,
+            "stp",
+            "a single-time-point method was asked for but there are several time points",
+            len(tps),
+            "leave out --stp (the curve is fitted) or give one time point",
         )
+    images: list[Image] = []
+    for i, tp in enumerate(tps, 1):
+        say(f"reading SPECT {i}/{len(tps)}")
+        images.append(_read_spect(tp.spect, mode, calibration_cps_per_mbq, nuclide))
+    from theranet.kinetics.tac import time_point_image
+
+    points = [time_point_image(img) for img in images]
+    order = np.argsort([p[0] for p in points])
+    tps = [tps[i] for i in order]
+    points = [points[i] for i in order]
+    times = np.array([p[0] for p in points])
+    if np.any(np.diff(times) <= 0):
+        raise PipelineInputError(
+            "STUDY_DIR", "two time points at the same time", times.tolist(), "remove one"
+        )
+    nuclides = {p[1].nuclide for p in points}
+    if len(nuclides) != 1 or None in nuclides:
+        raise PipelineInputError(
+            "nuclide",
+            "unknown or different between time points",
+            sorted(map(str, nuclides)),
+            "give --nuclide or SPECT headers with the radionuclide",
+        )
+    from theranet.nuclides import Nuclide
+
+    nuc = Nuclide(next(iter(nuclides)))
+    entry = _tracer(images, tracer, nuc.name)
+    injection = points[0][1].timing.injection
+    activity_mbq = points[0][1].timing.administered_activity_mbq
+    methods.append(("radiopharmaceutical", f"{entry.name} ({nuc.name}), catalogue entry"))
+    methods.append(
+        (
+            "time points",
+            ", ".join(f"{tp.label} ({t:.1f} h)" for tp, t in zip(tps, times, strict=True)),
+        )
+    )
+
+    # ---- 2. reference CT and regions
+    from theranet.io import read_series
+    from theranet.io.regions import read_regions
+
+    ref_index = next(i for i, tp in enumerate(tps) if tp.ct_dir is not None)
+    ref_ct_dir = tps[ref_index].ct_dir
+    say("reading the reference CT")
+    ct = read_series(ref_ct_dir, strictness=mode)
+    is_nifti = labels_path.name.lower().endswith((".nii", ".nii.gz"))
+    for_uid = None if is_nifti else _frame_of_reference(ref_ct_dir)
+    labels: Labels = read_regions(labels_path, ct, frame_of_reference_uid=for_uid)
     if not labels.present():
         raise PipelineInputError("labels", "no named region has a voxel", labels_path.name)
+    methods.append(("regions", f"{labels_path.name} on the CT of {tps[ref_index].label}"))
+    ref_spect = points[ref_index][1]
 
-    # 2. kinetics per region
-    say("time-activity curves")
-    tacs = tacs_from_images(images, labels)
-    nuc_name = next(iter(tacs.values())).nuclide
-    if nuc_name is None:
-        raise PipelineInputError(
-            "nuclide", "unknown", None, "give --nuclide or a header with the radionuclide"
-        )
-    nuc = Nuclide(nuc_name)
-    fits = {}
-    for name, tac in tacs.items():
-        say(f"fitting {name}")
-        sd = tac.activity_sd_mbq
-        sigma = sd if np.all(np.isfinite(sd)) and np.all(sd > 0) else None
-        sel = select_model(tac.times_h, tac.activity_mbq, sigma, nuclide=nuc.name)
-        fits[name] = (sel.best.model_name, tia_from_fit(sel.best, nuclide=nuc.name))
+    # ---- 3. registration
+    from theranet.report.model import RegistrationRow
 
-    # 3. voxel TIA on the CT grid
-    say("voxel TIA map")
-    points = sorted((time_point_image(img) for img in images), key=lambda p: p[0])
-    times = np.array([p[0] for p in points])
-    v_ml = ct.voxel_volume_ml
-    on_grid = [
-        np.asarray((img if img.same_grid(ct) else img.resample_to(ct)).data, np.float64) * v_ml
-        for _, img in points
-    ]
-    tia = _voxel_tia(on_grid, times, nuc.decay_constant_per_h)
-    del on_grid
-    for name, tac in tacs.items():
-        m = labels.mask(name)
-        target = fits[name][1].tia_mbq_h
-        total = float(tia[m].sum())
-        if within_region == "uniform" or total <= 0:
-            tia[m] = target / tac.n_voxels
+    reg_rows: list[RegistrationRow] = []
+    aligned: list[Image] = []
+    if register != "none":
+        from theranet.imaging import register as reg
+
+    for i, (tp, (t_h, img)) in enumerate(zip(tps, points, strict=True)):
+        if i == ref_index:
+            reg_rows.append(RegistrationRow(tp.label, t_h, "reference"))
+            aligned.append(img)
+            continue
+        if register == "none" or tp.ct_dir is None:
+            if tp.ct_dir is None and register != "none":
+                msg = (
+                    f"time point {tp.label} has no CT: it cannot be registered; its SPECT is "
+                    "assumed to be aligned with the reference"
+                )
+                if mode is Strictness.STRICT:
+                    raise PipelineInputError(
+                        "STUDY_DIR",
+                        "a time point has no CT to register",
+                        tp.label,
+                        "add its CT, or give --register none if the SPECTs are aligned",
+                    )
+                warnings.append(msg)
+            reg_rows.append(RegistrationRow(tp.label, t_h, "none"))
+            aligned.append(img if img.same_grid(ref_spect) else img.resample_to(ref_spect))
+            continue
+        say(f"registering {tp.label}")
+        moving_ct = read_series(tp.ct_dir, strictness=mode)
+        r = reg.register_rigid(ct, moving_ct)
+        kind = "rigid"
+        if register == "deformable":
+            r = reg.register_deformable(ct, moving_ct, initial=r)
+            kind = "rigid + bspline"
+        moved = r.max_displacement_mm > registration_tolerance_mm
+        if moved or not img.same_grid(ref_spect):
+            aligned.append(reg.apply(r, img, ref_spect))
         else:
-            tia[m] *= target / total
+            aligned.append(img)
+        reg_rows.append(
+            RegistrationRow(
+                tp.label,
+                t_h,
+                kind
+                + ("" if moved else f" (within {registration_tolerance_mm:g} mm: not applied)"),
+                tuple(r.translation_mm),
+                tuple(r.rotation_deg),
+                r.metric_before,
+                r.metric_after,
+            )
+        )
+    methods.append(
+        (
+            "registration",
+            "none (SPECTs assumed aligned)"
+            if register == "none"
+            else f"{register} CT-to-CT (SimpleITK, Mattes mutual information) to the reference "
+            f"CT; SPECT resampled linearly only when a body voxel moves > "
+            f"{registration_tolerance_mm:g} mm",
+        )
+    )
+
+    # ---- lesions from a threshold
+    if lesion_threshold_mbq_per_ml is not None:
+        labels = _add_threshold_lesions(
+            labels, aligned[ref_index], lesion_threshold_mbq_per_ml, lesion_min_volume_ml, methods
+        )
+
+    # ---- 4. quantification (partial volume)
+    from theranet.imaging.partial_volume import transfer_matrix
+
+    say("region means" + (" and partial-volume correction" if fwhm_mm else ""))
+    lab = np.asarray(labels.image.data)
+    body = np.asarray(ct.data) > -400.0
+    unlabelled = body & (lab == 0)
+    extra = {}
+    if unlabelled.sum() * ct.voxel_volume_ml >= 5.0:
+        extra["unlabelled_body"] = unlabelled
+    if fwhm_mm:
+        gtm = transfer_matrix(labels, ref_spect, fwhm_mm, masks=extra)
+        cond = gtm.condition_number
+        methods.append(
+            (
+                "partial-volume correction",
+                f"geometric transfer matrix (Rousset 1998), Gaussian PSF FWHM {fwhm_mm:g} mm, "
+                f"{len(gtm.regions)} regions, condition number {cond:.3g}; assumes uniform "
+                "concentration in each region",
+            )
+        )
+    else:
+        gtm = transfer_matrix(labels, ref_spect, 1e-3, masks=extra)
+        warnings.append(
+            "no partial-volume correction (no system resolution given): organ and lesion "
+            "activities are biased by spill-out and spill-in; give --fwhm-mm"
+        )
+        methods.append(("partial-volume correction", "none (no system resolution given)"))
+    corrected = [gtm.correct(img) for img in aligned]
+    names = list(gtm.regions)
+    volumes = dict(zip(names, gtm.volume_ml, strict=True))
+    conc = np.array([c.concentration_mbq_per_ml for c in corrected])  # (T, N)
+    conc_sd = np.array([c.concentration_sd_mbq_per_ml for c in corrected])
+    rc_rel_sd = np.zeros(len(names))
+    if fwhm_mm and fwhm_sd_mm:
+        say("recovery uncertainty")
+        gtm2 = transfer_matrix(labels, ref_spect, fwhm_mm + fwhm_sd_mm, masks=extra)
+        c2 = np.array([gtm2.correct(img).concentration_mbq_per_ml for img in aligned])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel = np.abs(c2 - conc) / conc
+        rc_rel_sd = np.nanmean(np.where(np.isfinite(rel), rel, np.nan), axis=0)
+        rc_rel_sd = np.nan_to_num(rc_rel_sd, nan=0.0)
+        methods.append(("recovery uncertainty", f"FWHM {fwhm_mm:g} ± {fwhm_sd_mm:g} mm"))
+
+    # ---- 5. kinetics
+    fits: dict[str, object] = {}
+    tia: dict[str, float] = {}
+    tia_rel_sd: dict[str, float] = {}
+    model_of: dict[str, str] = {}
+    tacs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    for k, name in enumerate(names):
+        a = conc[:, k] * volumes[name]
+        s = conc_sd[:, k] * volumes[name]
+        tacs[name] = (times, a, s)
+        say(f"kinetics: {name}")
+        if stp is not None:
+            res = _stp_tia(stp, a[0], times[0], entry, name, nuc.name)
+            model_of[name] = res.method
+        elif np.all(a <= 0):
+            tia[name], tia_rel_sd[name], model_of[name] = 0.0, 0.0, "no activity"
+            continue
+        else:
+            sigma = s if np.all(np.isfinite(s)) and np.all(s > 0) else None
+            res, fit, model_of[name] = _region_tia(times, np.clip(a, 0.0, None), sigma,
+                                                   nuc.name, kinetics)  # fmt: skip
+            if fit is not None:
+                fits[name] = fit
+        tia[name] = res.tia_mbq_h
+        tia_rel_sd[name] = res.rel_sd if math.isfinite(res.rel_sd) else math.nan
+    if stp is not None:
+        warnings.append(
+            f"single time point ({stp}): the TIA rests on an assumed mono-exponential "
+            "clearance; its method error is not in the SD"
+        )
+    methods.append(("kinetics", f"single-time-point {stp}" if stp else _KINETICS[kinetics]))
+
+    # ---- 6. voxel TIA and dose
+    say("voxel TIA map")
+    masks = {n: (labels.mask(n) if n in labels.present() else extra[n]) for n in names}
+    if within_region == "uniform":
+        tia_map = _uniform_tia_map(lab, masks, tia)
+    else:
+        v_ml = ct.voxel_volume_ml
+        on_ct = [
+            np.asarray(img.resample_to(ct, method="conserve").data, np.float64) * v_ml
+            for img in aligned
+        ]
+        tia_map = _voxel_trapezoid(on_ct, times, nuc.decay_constant_per_h)
+        del on_ct
+        for n, m in masks.items():
+            total = float(tia_map[m].sum())
+            if total > 0:
+                tia_map[m] *= tia[n] / total
+            else:
+                tia_map[m] = tia[n] / max(int(m.sum()), 1)
+    methods.append(("TIA within regions", within_region))
     tia_img = Image(
-        tia.astype(np.float32),
+        tia_map.astype(np.float32),
         ct.affine,
         Quantity.ACTIVITY,
         modality="OT",
         nuclide=nuc.name,
-        tracer=images[0].tracer,
+        tracer=entry.name,
         patient=ct.patient,
         provenance=ct.provenance.with_step(
-            "time-integrated activity (MBq h per voxel): region TIA from the selected "
-            f"model, distributed within region as {within_region}"
+            f"time-integrated activity (MBq h per voxel), region TIA spread {within_region}"
         ),
     )
+    from theranet.dosimetry.dvh import dvh as make_dvh
+    from theranet.dosimetry.uncertainty import dose_uncertainty
+    from theranet.dosimetry.voxel import voxel_dose
+    from theranet.imaging.segment import hu_to_density
 
-    # 4. dose
-    say("absorbed dose (voxel S-value convolution)")
-    res = voxel_dose(tia_img, nuc.name)
-    dose = np.clip(np.asarray(res.dose.data, np.float64), 0.0, None)
-    dose_img = res.dose.replace(
-        data=dose.astype(np.float32),
-        provenance=res.dose.provenance.with_step(
-            "negative FFT round-off (|value| ~ 1e-6 Gy) set to 0"
-        ),
+    density = hu_to_density(np.asarray(ct.data, np.float64))
+    say(f"absorbed dose ({dose_method})")
+    dres = voxel_dose(
+        tia_img,
+        nuc.name,
+        method=dose_method,
+        density_g_per_cm3=density if dose_method != "convolution" else None,
     )
-    hu = np.asarray(ct.data, np.float64)
+    dose = np.clip(np.asarray(dres.dose.data, np.float64), 0.0, None)
+    dose_img = dres.dose.replace(
+        data=dose.astype(np.float32),
+        provenance=dres.dose.provenance.with_step("negative FFT round-off set to 0"),
+    )
+    methods.append(("absorbed dose", f"{dose_method}: {dres.kernel}"))
+    u_cal = None if calibration_sd_percent is None else calibration_sd_percent / 100.0
+    if u_cal is None:
+        warnings.append("calibration uncertainty not included (give --calibration-sd-percent)")
     rows: dict[str, RegionDose] = {}
-    for name, tac in tacs.items():
-        m = labels.mask(name)
-        model, t = fits[name]
+    dvhs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    v_ml = ct.voxel_volume_ml
+    for k, name in enumerate(names):
+        m = masks[name]
         mean = float(dose[m].mean())
-        rel = t.rel_sd if math.isfinite(t.rel_sd) else math.nan
-        sd = dose_uncertainty(mean, u_tia_rel=rel)[0] if math.isfinite(rel) else math.nan
+        mass = float(density[m].sum()) * v_ml
+        u_tia = tia_rel_sd[name]
+        u_tia_total = math.hypot(u_tia, rc_rel_sd[k]) if math.isfinite(u_tia) else math.nan
+        u_v = _surface_fraction(m)
+        if math.isfinite(u_tia_total):
+            # The same VOI defines the activity (c x V) and the mass: for a dose
+            # driven by the concentration the volume error cancels (rho = 1).
+            sd, breakdown = dose_uncertainty(
+                mean,
+                u_tia_rel=u_tia_total,
+                u_mass_rel=0.0,
+                u_s_rel=S_VALUE_REL_SD,
+                u_calibration_rel=u_cal,
+            )
+            breakdown = {**breakdown, "recovery": rc_rel_sd[k] ** 2, "volume_rel": u_v}
+        else:
+            sd, breakdown = math.nan, {}
+        dh = make_dvh(dose, m)
+        dvhs[name] = (np.asarray(dh.dose_gy), np.asarray(dh.volume_fraction))
         rows[name] = RegionDose(
             region=name,
             kind=_kind(name),
-            volume_ml=tac.volume_ml,
-            mass_g=float(hu_to_density(hu[m]).sum()) * v_ml,
-            tia_mbq_h=t.tia_mbq_h,
-            tia_sd_mbq_h=t.sd_mbq_h,
+            volume_ml=volumes[name],
+            mass_g=mass,
+            tia_mbq_h=tia[name],
+            tia_sd_mbq_h=tia[name] * u_tia_total if math.isfinite(u_tia_total) else math.nan,
             mean_dose_gy=mean,
             dose_sd_gy=sd,
-            model=model,
+            model=model_of[name],
+            method=f"voxel {dose_method}"
+            + (" (image-based red marrow)" if _kind(name) == "marrow" else ""),
+            uncertainty=breakdown,
+        )
+    methods.append(
+        (
+            "uncertainty",
+            "EANM (Gear 2018): TIA from the fit covariance"
+            + (", recovery from the FWHM uncertainty" if fwhm_sd_mm else "")
+            + (f", calibration {calibration_sd_percent:g} %" if u_cal is not None else "")
+            + f", S-values {100 * S_VALUE_REL_SD:g} %; mass and activity share the VOI "
+            "(volume error cancels in the mean dose)",
+        )
+    )
+    # ---- marrow, blood-based
+    if blood_path is not None:
+        rows["red_marrow_blood_based"] = _blood_marrow(
+            Path(blood_path), nuc.name, entry, hematocrit, red_marrow_mass_g, rows, methods
         )
 
-    # 5. outputs, atomically
+    # ---- 7. outputs
     say("writing the outputs")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     tmp.chmod(0o755)
+    result = DosimetryResult(
+        out_dir=out_dir,
+        regions=rows,
+        dose=dose_img,
+        nuclide=nuc.name,
+        tracer=entry.name,
+        administered_activity_mbq=activity_mbq,
+        times_h=tuple(float(t) for t in times),
+        methods=tuple(methods),
+        warnings=tuple(warnings),
+        fits=fits,
+        tacs=tacs,
+    )
     try:
-        with open(tmp / "doses.csv", "w", newline="", encoding="utf-8") as fh:
-            w = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
-            w.writeheader()
-            for r in rows.values():
-                w.writerow(r.as_row())
-        write_nifti(dose_img, tmp / "dose.nii.gz")
-        write_rtdose(tmp / "dose.dcm", dose_img, ct_dir, uid_seed=f"theranet-dose|{ct_dir.name}")
+        _write_outputs(tmp, result, ct, ref_ct_dir, labels, aligned[0], dvhs, reg_rows,
+                       injection, report)  # fmt: skip
         _move_into(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -443,22 +942,198 @@ def run_dosimetry(
         "sidecar": out_dir / "dose.json",
         "rtdose": out_dir / "dose.dcm",
         "rtplan": out_dir / "dose_plan.dcm",
+        "seg": out_dir / "regions_seg.dcm",
     }
-    notes = (
-        "TIA per region: analytic integral of the selected model, SD by the delta method",
-        f"within-region TIA distribution: {within_region}",
-        res.kernel,
-        *res.notes,
-        "mass from CT via a generic bilinear HU-density curve; not used by the dose",
-        "dose SD: TIA uncertainty only (mass and S-value uncertainties not included)",
-    )
+    if report:
+        files.update(html=out_dir / "report.html", pdf=out_dir / "report.pdf")
     say(f"wrote {out_dir}")
-    return DosimetryResult(
-        out_dir=out_dir,
-        regions=rows,
-        dose=dose_img,
-        nuclide=nuc.name,
-        times_h=tuple(float(t) for t in times),
-        files=files,
-        notes=notes,
+    return DosimetryResult(**{**result.__dict__, "files": files})
+
+
+def _region_tia(times: np.ndarray, a: np.ndarray, sigma, nuclide: str, rule: str):
+    """(TIAResult, FitResult or None, model name) of one region's curve."""
+    from theranet.kinetics.fit import fit_tac, select_model
+    from theranet.kinetics.integrate import hybrid_tia, tia_from_fit
+
+    n = len(times)
+    if rule == "auto" and n >= 4:
+        if int(np.argmax(a)) > 0:
+            fit = fit_tac(times, a, "biexp_uptake", nuclide=nuclide, sigma_mbq=sigma)
+            if fit.success:
+                return tia_from_fit(fit, nuclide=nuclide), fit, "biexp_uptake"
+        res, fit = hybrid_tia(times, a, nuclide=nuclide, fit_points=3, head="constant",
+                              sigma_mbq=sigma)  # fmt: skip
+        return res, fit, "hybrid (trapezoid + mono tail)"
+    sel = select_model(times, a, sigma, nuclide=nuclide)
+    return tia_from_fit(sel.best, nuclide=nuclide), sel.best, sel.best.model_name
+
+
+def _stp_tia(method: str, activity_mbq: float, time_h: float, entry, region: str, nuclide: str):
+    from theranet.kinetics.stp import hanscheid_tia, madsen_tia
+
+    if method == "hanscheid":
+        return hanscheid_tia(activity_mbq, time_h)
+    try:
+        return madsen_tia(activity_mbq, time_h, tracer=entry.name, organ=region, nuclide=nuclide)
+    except (KeyError, TheranetError, ValueError) as exc:
+        raise PipelineInputError(
+            "stp",
+            f"no population effective half-life for region {region!r}",
+            str(exc),
+            "use --stp hanscheid, or restrict the label map to regions with population data",
+        ) from exc
+
+
+def _add_threshold_lesions(labels: Labels, spect: Image, threshold: float, min_ml: float,
+                           methods: list) -> Labels:  # fmt: skip
+    from theranet.imaging.segment import threshold_lesions
+
+    on_ct = spect.resample_to(labels.image, method="linear")
+    # lesions are searched outside the organs with physiological uptake or excretion
+    exclude = np.zeros(labels.image.shape, dtype=bool)
+    for name in labels.present():
+        if any(k in name for k in _PHYSIOLOGICAL):
+            exclude |= labels.mask(name)
+    found = threshold_lesions(on_ct, threshold, min_volume_ml=min_ml, exclude=exclude)
+    data = np.array(labels.image.data, dtype=np.int32)
+    names = dict(labels.names)
+    base = max([100, *names]) + 1
+    for i, (value, name) in enumerate(sorted(found.names.items())):
+        m = np.asarray(found.image.data) == value
+        data[m] = base + i
+        names[base + i] = name if name.startswith("lesion") else f"lesion_{name}"
+    methods.append(
+        ("lesions", f"threshold {threshold:g} MBq/mL on the reference SPECT, >= {min_ml:g} mL")
+    )
+    return Labels.from_array(data, labels.image.affine, names)
+
+
+def _blood_marrow(path: Path, nuclide: str, entry, hematocrit, mass_g, rows, methods):
+    from theranet.dosimetry.marrow import blood_based_marrow_dose
+    from theranet.kinetics.fit import select_model
+    from theranet.kinetics.integrate import tia_from_fit
+
+    t, c = _read_blood(path)
+    sel = select_model(t, c, None, nuclide=nuclide)
+    res = tia_from_fit(sel.best, nuclide=nuclide)
+    if mass_g is None:
+        if "red_marrow" not in rows:
+            raise PipelineInputError(
+                "red_marrow_mass_g",
+                "needed for the blood-based marrow dose; the label map has no red_marrow",
+                None,
+                "give --red-marrow-mass-g",
+            )
+        mass_g = rows["red_marrow"].mass_g
+    from theranet.nuclides import Nuclide
+
+    # Self-dose by local absorption of the electron energy in the marrow mass.
+    e_np = Nuclide(nuclide).electron_energy_mev
+    s_rm_rm = e_np * 1.602176634e-13 / (mass_g / 1000.0) * 1e6 * 1e3  # mGy/(MBq s)
+    md = blood_based_marrow_dose(
+        res.tia_mbq_h, marrow_mass_g=mass_g, s_rm_rm_mgy_per_mbq_s=s_rm_rm, hematocrit=hematocrit
+    )
+    methods.append(
+        (
+            "red marrow (blood-based)",
+            f"EANM 2010: blood TIA {res.tia_mbq_h:.4g} MBq h/mL ({sel.best.model_name}), RMBLR "
+            f"{md.rmblr:.3g}, marrow mass {mass_g:.4g} g, self-dose by local absorption of "
+            f"{e_np:.4g} MeV/decay; no cross-dose",
+        )
+    )
+    rel = res.rel_sd if math.isfinite(res.rel_sd) else math.nan
+    return RegionDose(
+        region="red_marrow_blood_based",
+        kind="marrow",
+        volume_ml=math.nan,
+        mass_g=mass_g,
+        tia_mbq_h=md.tia_rm_mbq_h,
+        tia_sd_mbq_h=md.tia_rm_mbq_h * rel,
+        mean_dose_gy=md.dose_gy,
+        dose_sd_gy=md.dose_gy * rel,
+        model=sel.best.model_name,
+        method="blood-based (EANM 2010)",
+    )
+
+
+def _write_outputs(tmp: Path, result: DosimetryResult, ct: Image, ct_dir: Path, labels: Labels,
+                   activity: Image, dvhs, reg_rows, injection: datetime | None,
+                   report: bool) -> None:  # fmt: skip
+    from theranet.io import write_nifti
+    from theranet.io.dicom_write import write_rtdose, write_seg
+
+    with open(tmp / "doses.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
+        w.writeheader()
+        for r in result.regions.values():
+            w.writerow(r.as_row())
+    write_nifti(result.dose, tmp / "dose.nii.gz")
+    write_rtdose(tmp / "dose.dcm", result.dose, ct_dir, uid_seed=f"theranet-dose|{ct_dir.name}")
+    write_seg(
+        tmp / "regions_seg.dcm",
+        labels,
+        ct_dir,
+        uid_seed=f"theranet-seg|{ct_dir.name}",
+        segmentation_type="labelmap",
+    )
+    if report:
+        from theranet.report import write_report
+
+        write_report(_cycle_report(result, ct, labels, activity, dvhs, reg_rows, injection), tmp)
+
+
+def _cycle_report(result: DosimetryResult, ct: Image, labels: Labels, activity: Image, dvhs,
+                  reg_rows, injection) -> object:  # fmt: skip
+    from theranet.report.model import CurveData, CycleReport, DoseRow
+
+    a0 = result.administered_activity_mbq
+    doses = [
+        DoseRow(
+            r.region,
+            r.kind,
+            r.volume_ml,
+            r.mass_g,
+            r.tia_mbq_h,
+            r.tia_sd_mbq_h,
+            r.mean_dose_gy,
+            r.dose_sd_gy,
+            r.mean_dose_gy / (a0 / 1000.0) if a0 else math.nan,
+            r.model,
+            r.method,
+        )
+        for r in result.regions.values()
+    ]
+    curves = []
+    t_end = max(result.times_h) * 1.15
+    for name, (t, a, s) in result.tacs.items():
+        fit = result.fits.get(name)
+        if fit is None:
+            continue
+        # a hybrid curve's fit covers only its last points
+        t0 = 0.0 if len(fit.times_h) == len(t) else float(fit.times_h[0])
+        grid = np.linspace(t0, t_end, 200)
+        curves.append(
+            CurveData(
+                name, t, a, s, grid, fit.evaluate(grid), fit.evaluate(t), result.regions[name].model
+            )
+        )
+    on_ct = activity.resample_to(ct, method="linear")
+    return CycleReport(
+        title=f"Dosimetry of one therapy cycle: {result.tracer}",
+        patient="pseudonymised (no identifiers in reports)",
+        tracer=result.tracer,
+        nuclide=result.nuclide,
+        administered_activity_mbq=a0 if a0 else math.nan,
+        injection=injection.isoformat() if injection else "unknown",
+        times_h=result.times_h,
+        doses=doses,
+        curves=curves,
+        dose=result.dose,
+        activity=on_ct,
+        labels=labels,
+        dvh=dvhs,
+        methods=result.methods,
+        versions=_versions(),
+        registration=reg_rows,
+        warnings=result.warnings,
     )

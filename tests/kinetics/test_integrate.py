@@ -153,3 +153,36 @@ def test_trapezoid_refuses_bad_curves():
         trapezoid_tia([4.0, 24.0], [5.0, -4.0], nuclide="Lu-177")
     with pytest.raises(KineticsError):
         trapezoid_tia([4.0, 24.0], [5.0], nuclide="Lu-177")
+
+
+def test_hybrid_tia_matches_analytic_composition():
+    """Hybrid rule on an exact mono-exponential: constant head + trapezoid over the first
+    interval + the exact integral from t2 (the fitted mono through the last 3 points is
+    exact). Expected value written out analytically; tolerance 1e-6."""
+    import math
+
+    from theranet.kinetics.integrate import hybrid_tia
+    from theranet.nuclides import Nuclide
+
+    lam_phys = Nuclide("Lu-177").decay_constant_per_h
+    lam = lam_phys + math.log(2) / 80.0
+    t = np.array([4.0, 24.0, 96.0, 168.0])
+    a0 = 250.0
+    a = a0 * np.exp(-lam * t)
+    res, fit = hybrid_tia(t, a, nuclide="Lu-177", fit_points=3, head="constant")
+    expected = a[0] * 4.0 + 0.5 * 20.0 * (a[0] + a[1]) + a0 * math.exp(-lam * 24.0) / lam
+    assert res.tia_mbq_h == pytest.approx(expected, rel=1e-6)
+    assert res.method == "hybrid"
+    assert fit.params[1] == pytest.approx(lam, rel=1e-6)
+    # with known sigmas the SD is finite and positive
+    res2, _ = hybrid_tia(t, a * (1 + np.array([0.02, -0.01, 0.015, -0.02])), nuclide="Lu-177",
+                         sigma_mbq=0.03 * a)  # fmt: skip
+    assert 0 < res2.sd_mbq_h < 0.2 * res2.tia_mbq_h
+
+
+def test_hybrid_tia_bad_fit_points():
+    from theranet.kinetics.integrate import hybrid_tia
+    from theranet.kinetics.models import KineticsError
+
+    with pytest.raises(KineticsError, match="fit_points"):
+        hybrid_tia([1.0, 2.0], [3.0, 2.0], nuclide="Lu-177", fit_points=3)

@@ -497,8 +497,9 @@ def write_seg(
     series_description: str = "theranet regions",
     series_number: int = 902,
     uid_seed: object | None = None,
+    segmentation_type: str = "binary",
 ) -> Path:
-    """Write a label map as a binary DICOM Segmentation referencing the CT series.
+    """Write a label map as a DICOM Segmentation referencing the CT series.
 
     Parameters
     ----------
@@ -516,6 +517,11 @@ def write_seg(
     series_number : int
     uid_seed : object, optional
         Give it for deterministic Series and SOP Instance UIDs.
+    segmentation_type : {"binary", "labelmap"}
+        ``"binary"``: Segmentation Storage, one frame per segment and slice (read
+        by every SEG-aware viewer); ``"labelmap"``: Label Map Segmentation
+        Storage (DICOM 2024), one frame per slice holding the segment numbers:
+        far smaller and faster for many regions, but newer viewers only.
 
     Returns
     -------
@@ -562,9 +568,22 @@ def write_seg(
     order = np.argsort(index)
     sources = [sources[i] for i in order]
     slices = [index[i] for i in order]
+    if segmentation_type not in ("binary", "labelmap"):
+        raise ValueError(f"segmentation_type: {segmentation_type!r}; use 'binary' or 'labelmap'")
     values = sorted(labels.names)
     data = np.asarray(labels.image.data)[slices]
-    masks = np.stack([data == v for v in values], axis=-1).astype(np.uint8)
+    if segmentation_type == "binary":
+        masks = np.stack([data == v for v in values], axis=-1).astype(np.uint8)
+        seg_type = hd.seg.SegmentationTypeValues.BINARY
+    else:
+        lut = np.zeros(int(data.max()) + 1, dtype=np.uint16)
+        for number, v in enumerate(values, start=1):
+            if v < lut.size:
+                lut[v] = number
+        masks = lut[data.astype(np.int64)]
+        if len(values) < 256:
+            masks = masks.astype(np.uint8)
+        seg_type = hd.seg.SegmentationTypeValues.LABELMAP
     algo = hd.AlgorithmIdentificationSequence(
         name=algorithm_name,
         family=codes.DCM.ArtificialIntelligence,
@@ -587,7 +606,7 @@ def write_seg(
     seg = hd.seg.Segmentation(
         source_images=sources,
         pixel_array=masks,
-        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segmentation_type=seg_type,
         segment_descriptions=descriptions,
         series_instance_uid=uid("series"),
         series_number=int(series_number),

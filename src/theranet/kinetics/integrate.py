@@ -35,7 +35,7 @@ from theranet.kinetics.fit import FitResult, _as_nuclide, validate_tac
 from theranet.kinetics.models import KineticsError
 from theranet.nuclides import Nuclide
 
-__all__ = ["HEAD_RULES", "TAIL_RULES", "TIAResult", "tia_from_fit", "trapezoid_tia"]
+__all__ = ["HEAD_RULES", "TAIL_RULES", "TIAResult", "hybrid_tia", "tia_from_fit", "trapezoid_tia"]
 
 logger = logging.getLogger(__name__)
 
@@ -298,3 +298,106 @@ def trapezoid_tia(
         MappingProxyType(details),
         tuple(warnings),
     )
+
+
+def hybrid_tia(
+    times_h: ArrayLike,
+    activities_mbq: ArrayLike,
+    *,
+    nuclide: str | Nuclide,
+    fit_points: int = 3,
+    head: str = "constant",
+    sigma_mbq: ArrayLike | None = None,
+) -> tuple[TIAResult, FitResult]:
+    """Head and trapezoids, then the analytic integral of a fitted mono-exponential.
+
+    For curves whose early phase was not sampled well enough to fit (e.g. a blood or
+    marrow curve falling from the first image): ``TIA = head + trapezoids over
+    t1..tk + integral from tk to infinity of A1 exp(-lambda t)`` fitted (weighted
+    least squares, terminal ``lambda >= lambda_phys``) through the last
+    ``fit_points`` points, ``k = n - fit_points`` (clinical.md §6.3: head rule,
+    trapezoid, fitted tail).
+
+    Parameters
+    ----------
+    times_h, activities_mbq : array_like of float, shape (n,)
+        The curve (h, MBq, not decay-corrected), ``n >= fit_points``.
+    nuclide : str or Nuclide
+    fit_points : int
+        Points of the mono-exponential fit (>= 2).
+    head : {"zero", "constant"}
+        Area before the first point (as in :func:`trapezoid_tia`).
+    sigma_mbq : array_like of float, optional
+        SDs of the activities, MBq. Without them the SD of every point is taken
+        as the mono fit's residual scatter at the fit's relative weights.
+
+    Returns
+    -------
+    TIAResult
+        ``method="hybrid"``, components ``head``, ``body``, ``tail``; SD from
+        the fit covariance (tail) and linear propagation (head and body).
+    FitResult
+        The mono-exponential fit of the last points.
+    """
+    from theranet.kinetics.fit import fit_tac
+
+    nuc = _as_nuclide(nuclide)
+    t, a, s = validate_tac(times_h, activities_mbq, sigma_mbq)
+    if head not in HEAD_RULES:
+        raise KineticsError("head", "unknown head rule", head, f"use one of {HEAD_RULES}")
+    m = int(fit_points)
+    n = t.size
+    if m < 2 or m > n:
+        raise KineticsError(
+            "fit_points", f"needs 2 <= fit_points <= n = {n}", fit_points, "use fit_points=2"
+        )
+    k = n - m
+    fit = fit_tac(t[k:], a[k:], "mono", nuclide=nuc, sigma_mbq=None if s is None else s[k:])
+    a1, lam = (float(v) for v in fit.params)
+    tk = float(t[k])
+    tail = a1 * math.exp(-lam * tk) / lam
+    g_tail = np.array(
+        [math.exp(-lam * tk) / lam, -a1 * math.exp(-lam * tk) * (tk / lam + 1.0 / lam**2)]
+    )
+    cov = np.asarray(fit.covariance, dtype=np.float64)
+    var_tail = float(g_tail @ cov @ g_tail) if np.all(np.isfinite(cov)) else math.nan
+    grad = np.zeros(n)
+    if t[0] == 0.0:
+        head_area = 0.0
+    elif head == "zero":
+        head_area = a[0] * t[0] / 2.0
+        grad[0] += t[0] / 2.0
+    else:
+        head_area = a[0] * t[0]
+        grad[0] += t[0]
+    body = float(np.sum(np.diff(t[: k + 1]) * (a[1 : k + 1] + a[:k]) / 2.0)) if k > 0 else 0.0
+    if k > 0:
+        dt = np.diff(t[: k + 1])
+        grad[:k] += dt / 2.0
+        grad[1 : k + 1] += dt / 2.0
+    if s is not None:
+        sd_points = s
+    else:
+        scale = math.sqrt(fit.chi2 / fit.dof) if fit.dof > 0 else math.nan
+        rel = np.asarray(fit.sigma_mbq) / np.asarray(fit.activities_mbq)
+        rel_scatter = float(np.nanmean(rel)) * scale if math.isfinite(scale) else math.nan
+        sd_points = np.abs(a) * rel_scatter
+    var_body = float(np.sum((grad * sd_points) ** 2))
+    sd = math.sqrt(var_tail + var_body) if math.isfinite(var_tail + var_body) else math.nan
+    rules = (
+        f"head: {'linear rise from 0' if head == 'zero' else 'constant A(t1)'} before t1",
+        f"trapezoids from t1 to t{k + 1} = {tk:g} h",
+        f"mono-exponential fitted to the last {m} points, integrated from {tk:g} h to infinity "
+        f"(lambda = {lam:.5g} /h)",
+    )
+    result = TIAResult(
+        float(head_area + body + tail),
+        sd,
+        "hybrid",
+        rules,
+        nuc.name,
+        MappingProxyType({"head": float(head_area), "body": body, "tail": tail}),
+        MappingProxyType({"tail_lambda_per_h": lam, "tail_start_h": tk}),
+        tuple(fit.warnings),
+    )
+    return result, fit

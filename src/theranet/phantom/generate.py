@@ -299,10 +299,28 @@ def generate_study(
     # the true regions on the native (= CT) grid, for pipelines that take the phantom's labels
     write_nifti(anatomy.labels, out / "labels.nii.gz")
     gt["labels_file"] = "labels.nii.gz"
+    if spect is not None:
+        gt["spect_fwhm_mm"] = spect.fwhm_mm
+    gt["blood_samples_file"] = _write_blood_samples(out / "blood_samples.csv", kin, times)
     gt_path = out / "ground_truth.json"
     with atomic_paths([gt_path]) as (tmp,):
         tmp.write_text(json.dumps(gt, indent=2, sort_keys=False) + "\n")
     return PhantomStudy(out, tuple(tp_dirs), gt_path, gt, anatomy, kin)
+
+
+#: Blood sampling times besides the imaging times, h (early samples of a typical protocol).
+_EARLY_BLOOD_SAMPLES_H = (0.5, 1.0, 2.0)
+
+
+def _write_blood_samples(path: Path, kin: PatientKinetics, times: Sequence[float]) -> str:
+    """Whole-blood concentration at sampling (not decay-corrected), noise-free, MBq/mL."""
+    sample_h = sorted({*_EARLY_BLOOD_SAMPLES_H, *times})
+    conc = kin.blood_concentration_mbq_per_ml(np.array(sample_h))
+    lines = ["hours_after_injection,activity_concentration_mbq_per_ml"]
+    lines += [f"{t:g},{c:.6g}" for t, c in zip(sample_h, conc, strict=True)]
+    with atomic_paths([path]) as (tmp,):
+        tmp.write_text("\n".join(lines) + "\n")
+    return path.name
 
 
 def _ground_truth(anatomy, kin, times, inj, doses, dose_method, recovery, calibration,
