@@ -134,7 +134,8 @@ def test_blood_based_marrow_row(result, truth_doc):
 
     Its TIA equals the blood TIA concentration (from the phantom's blood curve,
     here the heart blood region's truth) x marrow mass / blood density (EANM
-    2010): checked to 5 % (fit of 7 noise-free samples).
+    2010): checked to 5 % (bi-exponential fit of 9 noise-free samples from 5 min to
+    7 d; the fastest plasma phase, T1/2 9 min, is not fully resolved).
     """
     res, _, _ = result
     row = res.regions["red_marrow_blood_based"]
@@ -305,3 +306,54 @@ def test_cli_error_exits_2(tmp_path):
     assert r.exit_code == 2
     assert "labels" in r.output
     assert not (tmp_path / "o").exists()
+
+
+# --------------------------------------------------------------------------- other therapies
+
+_MIBG_KIDNEY = (
+    "131I-MIBG kidneys: the phantom's 0.5 h renal-transit phase (biokinetics.md §6.2; about "
+    "20 % of the kidney TIA) is over before the first image at 4 h, so no integration "
+    "rule can recover it from these time points"
+)
+
+
+@pytest.fixture(scope="module", params=["90Y-DOTATOC", "131I-MIBG"])
+def other_therapy(request, tmp_path_factory):
+    """`theranet phantom` then `theranet dosimetry` (CLI) for another therapy."""
+    d = tmp_path_factory.mktemp(request.param.replace("-", "_"))
+    study, out = d / "study", d / "out"
+    runner = CliRunner()
+    r = runner.invoke(app, ["phantom", "--out", str(study), "--tracer", request.param,
+                            "--seed", "0", "--quiet"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    gt = json.loads((study / "ground_truth.json").read_text())
+    r = runner.invoke(app, ["dosimetry", str(study), "--out", str(out), "--quiet",
+                            "--fwhm-mm", str(gt["spect_fwhm_mm"]), "--no-report"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    _, rows = _rows(out)
+    return request.param, gt, rows
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("organ", [KIDNEYS, ("liver",), ("spleen",)], ids=str)
+def test_other_therapies_organs(other_therapy, organ):
+    tracer, gt, rows = other_therapy
+    if tracer == "131I-MIBG" and organ == KIDNEYS:
+        pytest.xfail(_MIBG_KIDNEY)
+    got, exp = _mass_weighted(rows, gt["regions"], organ)
+    assert got == pytest.approx(exp, rel=ORGAN_TOL), tracer
+
+
+@pytest.mark.slow
+def test_other_therapies_lesions_and_marrow(other_therapy):
+    tracer, gt, rows = other_therapy
+    truth = gt["regions"]
+    big = [n for n, t in truth.items() if n.startswith("lesion_") and t["volume_ml"] >= 20.0]
+    assert big
+    for n in big:
+        assert float(rows[n]["mean_dose_gy"]) == pytest.approx(
+            truth[n]["mean_dose_gy"], rel=LESION_TOL
+        ), (tracer, n)
+    assert float(rows["red_marrow"]["mean_dose_gy"]) == pytest.approx(
+        truth["red_marrow"]["mean_dose_gy"], rel=MARROW_TOL
+    ), tracer

@@ -19,11 +19,11 @@ from theranet.report import CycleReport, write_report
 def fake_renderers(monkeypatch):
     seen = {}
 
-    def render_html(report, *, generated=None):
+    def render_html(report, *, generated=None, pngs=None):
         seen["html"] = generated
         return f"<p>{report.title}</p>"
 
-    def render_pdf(report, path, *, generated=None):
+    def render_pdf(report, path, *, generated=None, pngs=None):
         seen["pdf"] = generated
         Path(path).write_bytes(b"%PDF-1.4 stand-in")
         return Path(path)
@@ -47,7 +47,7 @@ def test_write_report(report, tmp_path, fake_renderers):
 
 
 def test_failed_pdf_leaves_no_temporary_file(report, tmp_path, fake_renderers, monkeypatch):
-    def broken(report, path, *, generated=None):
+    def broken(report, path, *, generated=None, pngs=None):
         Path(path).write_bytes(b"%PDF partial")
         raise RuntimeError("disk full")
 

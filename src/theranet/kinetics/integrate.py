@@ -379,8 +379,14 @@ def hybrid_tia(
         sd_points = s
     else:
         scale = math.sqrt(fit.chi2 / fit.dof) if fit.dof > 0 else math.nan
-        rel = np.asarray(fit.sigma_mbq) / np.asarray(fit.activities_mbq)
-        rel_scatter = float(np.nanmean(rel)) * scale if math.isfinite(scale) else math.nan
+        sig = np.asarray(fit.sigma_mbq, dtype=np.float64)
+        act = np.asarray(fit.activities_mbq, dtype=np.float64)
+        ok = act > 0
+        rel_scatter = (
+            float(np.mean(sig[ok] / act[ok])) * scale
+            if ok.any() and math.isfinite(scale)
+            else math.nan
+        )
         sd_points = np.abs(a) * rel_scatter
     var_body = float(np.sum((grad * sd_points) ** 2))
     sd = math.sqrt(var_tail + var_body) if math.isfinite(var_tail + var_body) else math.nan

@@ -308,8 +308,9 @@ def generate_study(
     return PhantomStudy(out, tuple(tp_dirs), gt_path, gt, anatomy, kin)
 
 
-#: Blood sampling times besides the imaging times, h (early samples of a typical protocol).
-_EARLY_BLOOD_SAMPLES_H = (0.5, 1.0, 2.0)
+#: Blood sampling times besides the imaging times, h: 5, 15 and 30 min, 1 and 2 h
+#: (early samples capture the fast plasma phases).
+_EARLY_BLOOD_SAMPLES_H = (5 / 60, 0.25, 0.5, 1.0, 2.0)
 
 
 def _write_blood_samples(path: Path, kin: PatientKinetics, times: Sequence[float]) -> str:
@@ -317,7 +318,7 @@ def _write_blood_samples(path: Path, kin: PatientKinetics, times: Sequence[float
     sample_h = sorted({*_EARLY_BLOOD_SAMPLES_H, *times})
     conc = kin.blood_concentration_mbq_per_ml(np.array(sample_h))
     lines = ["hours_after_injection,activity_concentration_mbq_per_ml"]
-    lines += [f"{t:g},{c:.6g}" for t, c in zip(sample_h, conc, strict=True)]
+    lines += [f"{t:.6g},{c:.6g}" for t, c in zip(sample_h, conc, strict=True)]
     with atomic_paths([path]) as (tmp,):
         tmp.write_text("\n".join(lines) + "\n")
     return path.name

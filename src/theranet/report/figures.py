@@ -492,7 +492,7 @@ def _draw_overlay(fig: Figure, activity: Image, dose: Image, labels: Labels | No
             vmax=avmax,
             aspect="equal",
         )
-        dm = np.ma.masked_less_equal(dmips[k], 0.05 * dmax if dmax > 0 else np.inf)
+        dm = np.ma.masked_less_equal(dmips[k], 0.10 * dmax if dmax > 0 else np.inf)
         im_d = ax.imshow(
             dm.T,
             origin="lower",
@@ -570,7 +570,7 @@ def overlay_figure(
         the projection), MBq/mL.
     dose : Image
         Absorbed dose on the grid of ``activity``, Gy (shown in colour, alpha
-        0.55, above 5 % of its maximum).
+        0.55, above 10 % of its maximum).
     labels : Labels, optional
         Regions on the same grid; their projected outlines are drawn when
         ``contours``.

@@ -30,7 +30,11 @@ def _environment():
 
 
 def render_html(
-    report: CycleReport, *, generated: datetime | None = None, dpi: float = HTML_DPI
+    report: CycleReport,
+    *,
+    generated: datetime | None = None,
+    dpi: float = HTML_DPI,
+    pngs: dict[str, bytes] | None = None,
 ) -> str:
     """The cycle report as a self-contained HTML page.
 
@@ -41,6 +45,8 @@ def render_html(
         Shown as the generation time (default: now, UTC).
     dpi : float
         Resolution of the embedded PNG figures, dots per inch.
+    pngs : dict of str to bytes, optional
+        Filled with the PNG of each figure (key -> bytes) for reuse by the PDF.
 
     Returns
     -------
@@ -55,6 +61,8 @@ def render_html(
     for spec in figure_specs(report):
         fig = spec.figure()
         png = figure_png(fig, dpi=dpi)
+        if pngs is not None:
+            pngs[spec.key] = png
         width_in, height_in = fig.get_size_inches()
         figures.append(
             {

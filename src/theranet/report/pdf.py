@@ -10,6 +10,7 @@ measured by the Agg renderer so that table cells wrap instead of overflowing.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -383,7 +384,7 @@ class _Document:
         self.box(box_top, self.y, "#fdf2e9", "#d35400", 1.2)
         self.y += 0.15
 
-    def figure_page(self, number: int, spec: FigureSpec) -> None:
+    def figure_page(self, number: int, spec: FigureSpec, png: bytes | None = None) -> None:
         self.new_page()
         self.text(f"Figure {number}. {spec.title}", 10.0, weight="bold", line_factor=1.6)
         available = self.bottom - self.y - 0.1
@@ -397,7 +398,18 @@ class _Document:
             width / page_w,
             height / page_h,
         )
-        spec.draw_into(self.page, rect)
+        if png is None:
+            spec.draw_into(self.page, rect)
+        else:
+            import io
+
+            from matplotlib.image import imread
+
+            pixels = imread(io.BytesIO(png), format="png")
+            ax = self.page.add_axes(rect)
+            ax.imshow(pixels, interpolation="antialiased")
+            ax.set_axis_off()
+            ax.set_aspect("equal", anchor="N")
         self.y += height + 0.1
         alt = self.measure.wrap(spec.alt, self.width, _SMALL_PT)
         if self.y + len(alt) * _SMALL_PT * 1.3 / 72 <= self.bottom:
@@ -442,7 +454,11 @@ class _Document:
 
 
 def render_pdf(
-    report: CycleReport, path: str | os.PathLike[str], *, generated: datetime | None = None
+    report: CycleReport,
+    path: str | os.PathLike[str],
+    *,
+    generated: datetime | None = None,
+    pngs: Mapping[str, bytes] | None = None,
 ) -> Path:
     """Write the cycle report as an A4 portrait PDF.
 
@@ -453,6 +469,11 @@ def render_pdf(
         The PDF file to write (overwritten).
     generated : datetime, optional
         Shown as the generation time (default: now, UTC).
+    pngs : mapping of str to bytes, optional
+        Figures already rendered (figure key -> PNG), placed as images instead
+        of being drawn again as vector graphics (faster; used by
+        :func:`~theranet.report.writer.write_report` so both documents show the
+        same pixels).
 
     Returns
     -------
@@ -485,7 +506,7 @@ def render_pdf(
             color=_MUTED,
         )
         for number, spec in enumerate(figure_specs(report), start=1):
-            doc.figure_page(number, spec)
+            doc.figure_page(number, spec, None if pngs is None else pngs.get(spec.key))
         doc.new_page()
         doc.table(_format.registration_table(report), "Registration")
         doc.table(_format.methods_table(report), "Methods")

@@ -58,7 +58,11 @@ def write_report(report: CycleReport, out_dir: str | os.PathLike[str]) -> dict[s
         )
     generated = datetime.now(UTC)
     paths = {"html": out / "report.html", "pdf": out / "report.pdf"}
-    page = render_html(report, generated=generated)
+    pngs: dict[str, bytes] = {}
+    page = render_html(report, generated=generated, pngs=pngs)
     _replace_atomically(paths["html"], lambda tmp: tmp.write_text(page, encoding="utf-8"))
-    _replace_atomically(paths["pdf"], lambda tmp: render_pdf(report, tmp, generated=generated))
+    # the PDF places the same figure renderings (drawn once)
+    _replace_atomically(
+        paths["pdf"], lambda tmp: render_pdf(report, tmp, generated=generated, pngs=pngs)
+    )
     return paths
