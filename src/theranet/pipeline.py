@@ -129,6 +129,7 @@ class RegionDose:
     model: str
     bed_gy: float | None = None
     method: str = ""
+    eqd2_gy: float | None = None
     uncertainty: Mapping[str, float] = field(default_factory=dict)
 
     def as_row(self) -> dict[str, str]:
@@ -713,7 +714,8 @@ def run_dosimetry(
         moving_ct = _working_copy(read_series(tp.ct_dir, strictness=mode))
         if fixed_ct is None:
             fixed_ct = _working_copy(ct)
-        r = reg.register_rigid(fixed_ct, moving_ct, shrink_factors=(2, 1))
+        # scanner coordinates as the start (serial CTs of one scanner share them)
+        r = reg.register_rigid(fixed_ct, moving_ct, shrink_factors=(2, 1), initializer="none")
         kind = "rigid"
         if register == "deformable":
             r = reg.register_deformable(fixed_ct, moving_ct, initial=r)
@@ -945,6 +947,8 @@ def run_dosimetry(
             "(volume error cancels in the mean dose)",
         )
     )
+    # ---- radiobiology: BED and EQD2 of the tissues with parameters
+    rows = _add_bed(rows, fits, methods, warnings)
     # ---- marrow, blood-based
     if blood_path is not None:
         rows["red_marrow_blood_based"] = _blood_marrow(
@@ -988,6 +992,57 @@ def run_dosimetry(
         files.update(html=out_dir / "report.html", pdf=out_dir / "report.pdf")
     say(f"wrote {out_dir}")
     return DosimetryResult(**{**result.__dict__, "files": files})
+
+
+def tissue_of(region: str) -> str | None:
+    """Radiobiology tissue of a region name (None when no parameters apply)."""
+    low = region.lower()
+    if low.startswith("lesion"):
+        return "tumour"
+    if "kidney" in low:
+        return "kidney"
+    if low == "red_marrow":
+        return "red_marrow"
+    if low == "liver":
+        return "liver"
+    return None
+
+
+def _add_bed(rows: dict[str, RegionDose], fits: Mapping, methods: list, warnings: list):
+    """BED (Dale, dose rate shaped like the fitted activity curve) and EQD2 per region."""
+    import dataclasses
+
+    from theranet import radiobiology as rb
+
+    out = dict(rows)
+    used: dict[str, rb.Tissue] = {}
+    for name, r in rows.items():
+        tissue_name = tissue_of(name)
+        fit = fits.get(name)
+        if tissue_name is None or fit is None or not (r.mean_dose_gy > 0):
+            continue
+        t = rb.tissue(tissue_name)
+        try:
+            rate = rb.DoseRate.from_fit(fit, r.mean_dose_gy)
+        except rb.RadiobiologyError as exc:
+            warnings.append(f"no BED for {name}: {exc.problem}")
+            continue
+        bed = rb.bed_gy(rate, t)
+        used[tissue_name] = t
+        out[name] = dataclasses.replace(r, bed_gy=bed, eqd2_gy=rb.eqd2_gy(bed, t))
+    if used:
+        methods.append(
+            (
+                "radiobiology",
+                "BED = D + G D^2/(alpha/beta) with the dose rate shaped like the fitted activity "
+                "curve (Dale 1985; for hybrid curves the mono-exponential tail); "
+                + "; ".join(
+                    f"{n}: alpha/beta {t.alpha_beta_gy:g} Gy, T_rep {t.repair_half_time_h:g} h"
+                    for n, t in sorted(used.items())
+                ),
+            )
+        )
+    return out
 
 
 def _region_tia(times: np.ndarray, a: np.ndarray, sigma, nuclide: str, rule: str):

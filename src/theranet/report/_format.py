@@ -176,10 +176,12 @@ def dose_table(report: CycleReport) -> Table:
         "mean dose ± SD (Gy)",
         "rel. SD (%)",
         "dose per activity (Gy/GBq)",
+        "BED (Gy)",
+        "EQD2 (Gy)",
         "model",
         "method",
     )
-    numeric = (False, False, True, True, True, True, True, True, False, False)
+    numeric = (False, False, True, True, True, True, True, True, True, True, False, False)
     rows = tuple(
         (
             str(r.region),
@@ -190,6 +192,8 @@ def dose_table(report: CycleReport) -> Table:
             fmt_pm(r.mean_dose_gy, r.dose_sd_gy),
             fmt_rel_sd_percent(r.mean_dose_gy, r.dose_sd_gy),
             fmt_num(r.dose_per_gbq_gy, 3),
+            fmt_num(r.bed_gy, 3),
+            fmt_num(r.eqd2_gy, 3),
             str(r.model) or DASH,
             str(r.method) or DASH,
         )

@@ -38,6 +38,8 @@ class DoseRow:
     method : str
         How the dose was obtained (e.g. ``"voxel S-value convolution"``,
         ``"blood-based (EANM 2010)"``).
+    bed_gy, eqd2_gy : float
+        Biologically effective dose and EQD2, Gy (NaN where not computed).
     """
 
     region: str
@@ -51,6 +53,8 @@ class DoseRow:
     dose_per_gbq_gy: float
     model: str
     method: str = ""
+    bed_gy: float = float("nan")
+    eqd2_gy: float = float("nan")
 
 
 @dataclass(frozen=True)
