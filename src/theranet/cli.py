@@ -113,6 +113,24 @@ ActivityOpt = Annotated[
 CalibrationOpt = Annotated[
     float | None, typer.Option(help="SPECT sensitivity, cps/MBq, for count images.")
 ]
+RegistryOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Treatment registry: a SQLite file or a database URL (default "
+        "$XDG_DATA_HOME/theranet/registry.sqlite).",
+    ),
+]
+
+
+def _registry(where: str | None):
+    """Open the registry at ``where`` (file or URL) or the default file."""
+    from theranet.registry import Registry
+
+    if where is None:
+        return Registry()
+    return Registry(url=where) if "://" in where else Registry(path=Path(where))
+
+
 NuclideOpt = Annotated[str | None, typer.Option(help="Nuclide if the header lacks it (Lu-177).")]
 UnitsOpt = Annotated[
     str | None, typer.Option(help="PET Units if the header lacks them (BQML, CNTS, GML).")
@@ -494,6 +512,13 @@ def phantom(
         str, typer.Option(help="rwvm (Bq/mL in the file) or counts (calibration in the truth).")
     ] = "rwvm",
     no_dose: Annotated[bool, typer.Option("--no-dose", help="Skip the true doses.")] = False,
+    cycle: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Therapy cycle of the same patient (8 weeks apart, own kinetics draw).",
+        ),
+    ] = 1,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
     """Image the digital NET patient: DICOM per time point and ground_truth.json."""
@@ -510,6 +535,7 @@ def phantom(
                 seed=seed,
                 spect_variant=spect_variant,
                 with_dose=not no_dose,
+                cycle=cycle,
                 progress=progress,
             )
     except (TheranetError, ValueError) as exc:
@@ -650,10 +676,19 @@ def dosimetry(
         float | None, typer.Option("--red-marrow-mass-g", help="Red-marrow mass, g.")
     ] = None,
     strictness: StrictnessOpt = "strict",
+    registry: RegistryOpt = None,
+    no_registry: Annotated[
+        bool, typer.Option("--no-registry", help="Do not record the cycle in the registry.")
+    ] = False,
+    patient_id: Annotated[
+        str | None,
+        typer.Option(help="Pseudonymous id in the registry (default: derived from the headers)."),
+    ] = None,
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip report.html/pdf.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
-    """Doses per region with uncertainty, dose map (NIfTI, RT Dose), SEG and report."""
+    """Doses per region with uncertainty, dose map (NIfTI, RT Dose), SEG and report;
+    the cycle is recorded in the treatment registry."""
     from theranet.pipeline import run_dosimetry
 
     try:
@@ -678,6 +713,8 @@ def dosimetry(
                 red_marrow_mass_g=red_marrow_mass_g,
                 strictness=strictness,
                 report=not no_report,
+                registry=None if no_registry else _registry(registry),
+                patient_id=patient_id,
                 progress=progress,
             )
     except (TheranetError, ValueError, FileNotFoundError) as exc:
@@ -702,6 +739,114 @@ def dosimetry(
         for w in result.warnings:
             err_console.print(f"[yellow]warning:[/yellow] {w}")
         console.print("wrote " + ", ".join(str(p) for p in result.files.values()))
+
+
+@app.command()
+def plan(
+    patient_id: Annotated[str, typer.Argument(help="Pseudonymous patient id in the registry.")],
+    limit_kidney_bed_gy: Annotated[
+        float | None,
+        typer.Option(
+            "--limit-kidney-bed-gy",
+            help="Kidney BED limit, Gy (default 40; 28 with --risk-factors).",
+        ),
+    ] = None,
+    risk_factors: Annotated[
+        bool, typer.Option("--risk-factors", help="Kidney risk factors: the 28 Gy BED limit.")
+    ] = False,
+    max_activity_gbq: Annotated[
+        float | None, typer.Option("--max-activity-gbq", help="Cap of the planned activity.")
+    ] = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """The activity of the next cycle within the kidney BED and marrow dose limits."""
+    from theranet.therapy.from_registry import plan_from_registry
+
+    try:
+        result, notes = plan_from_registry(
+            _registry(registry),
+            patient_id,
+            risk_factors=risk_factors,
+            limit_kidney_bed_gy=limit_kidney_bed_gy,
+            max_activity_gbq=max_activity_gbq,
+        )
+    except (TheranetError, ValueError) as exc:
+        _fail(exc)
+    table = Table(
+        "organ", "limit", "so far (Gy)", "Gy/GBq", "activity to limit (GBq)",
+        "after standard regimen (Gy)", title=f"Next cycle of {patient_id}",
+    )  # fmt: skip
+    for o in result.organs:
+        table.add_row(
+            o.organ,
+            f"{o.constraint.upper()} {o.limit_gy:g} Gy",
+            f"{o.cumulative_gy:.3g}",
+            f"{o.dose_per_gbq_gy:.3g}",
+            f"{o.activity_to_limit_gbq:.3g} ± {o.activity_to_limit_sd_gbq:.2g}",
+            f"{o.after_standard_regimen_gy:.3g}",
+        )
+    console.print(table)
+    console.print(
+        f"planned activity: {result.activity_gbq:.3g} ± {result.activity_sd_gbq:.2g} GBq "
+        f"(limited by {result.limiting_organ}; {result.activity_95_gbq:.3g} GBq keeps it within "
+        f"the limit with 95 % confidence)"
+    )
+    console.print(
+        f"standard {result.standard_activity_gbq:g} GBq cycles the limits still allow: "
+        f"{result.n_standard_cycles_allowed}; standard {result.standard_cycles} x "
+        f"{result.standard_activity_gbq:g} GBq regimen within the limits: "
+        f"{'yes' if result.standard_regimen_within_limits else 'no'}"
+    )
+    if result.reason:
+        console.print(result.reason)
+    for line in [*notes, *result.notes]:
+        console.print(f"- {line}")
+
+
+registry_app = typer.Typer(help="The treatment registry: patients, cycles, doses, BED.")
+app.add_typer(registry_app, name="registry")
+
+
+@registry_app.command("list")
+def registry_list(registry: RegistryOpt = None) -> None:
+    """Patients in the registry with their cycles."""
+    from theranet.registry.cli import list_patients
+
+    try:
+        console.print(list_patients(_registry(registry)))
+    except (TheranetError, ValueError) as exc:
+        _fail(exc)
+
+
+@registry_app.command("show")
+def registry_show(
+    patient_id: Annotated[str, typer.Argument(help="Pseudonymous patient id.")],
+    registry: RegistryOpt = None,
+) -> None:
+    """One patient's cycles, doses per cycle and cumulative dose and BED."""
+    from theranet.registry.cli import show_patient
+
+    try:
+        console.print(show_patient(_registry(registry), patient_id))
+    except (TheranetError, ValueError) as exc:
+        _fail(exc)
+
+
+@registry_app.command("export")
+def registry_export(
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write (.csv or .json).")],
+    patient_id: Annotated[
+        str | None, typer.Argument(help="Pseudonymous patient id (default: all).")
+    ] = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """Export the dose rows of one patient or all (CSV or JSON)."""
+    from theranet.registry.cli import export
+
+    try:
+        console.print(export(_registry(registry), out, patient_id=patient_id))
+    except (TheranetError, ValueError) as exc:
+        _fail(exc)
 
 
 if __name__ == "__main__":  # pragma: no cover

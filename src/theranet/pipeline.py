@@ -216,7 +216,7 @@ def _kind(name: str) -> str:
 # --------------------------------------------------------------------------- inputs
 
 
-def _find_inputs(study_dir: Path, strictness: Strictness) -> list[_TimePoint]:
+def _find_inputs(study_dir: Path, strictness: Strictness) -> tuple[list[_TimePoint], str]:
     from theranet.io import discover
 
     groups = discover(study_dir, strictness=strictness)
@@ -265,7 +265,7 @@ def _find_inputs(study_dir: Path, strictness: Strictness) -> list[_TimePoint]:
         raise PipelineInputError(
             "STUDY_DIR", "holds no CT", str(study_dir), "add the CT of the SPECT/CT"
         )
-    return out
+    return out, groups[0].pseudonym
 
 
 def _read_spect(path: Path, mode: Strictness, cf: float | None, nuclide: str | None) -> Image:
@@ -482,6 +482,8 @@ def run_dosimetry(
     red_marrow_mass_g: float | None = None,
     strictness: Strictness | str = "strict",
     report: bool = True,
+    registry: object | None = None,
+    patient_id: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> DosimetryResult:
     """Doses per region, a dose map, DICOM and a report from one cycle's SPECT/CT.
@@ -540,6 +542,15 @@ def run_dosimetry(
     strictness : {"strict", "lenient"}
     report : bool
         Write ``report.html`` and ``report.pdf``.
+    registry : Registry, str or Path, optional
+        Record the cycle in this treatment registry (a
+        :class:`~theranet.registry.Registry`, a database URL or a SQLite file);
+        recorded in one transaction before the outputs are moved into ``OUT``,
+        so a refused cycle (e.g. dated before the previous one) writes nothing.
+        The report then shows the cumulative BED over the recorded cycles.
+    patient_id : str, optional
+        Pseudonymous identifier in the registry; default the pseudonym
+        :func:`theranet.io.discover` derives from the headers.
     progress : callable, optional
         Called with a short message at each step.
 
@@ -610,7 +621,7 @@ def run_dosimetry(
 
     # ---- 1. inputs
     say("finding the time points")
-    tps = _find_inputs(study_dir, mode)
+    tps, pseudonym = _find_inputs(study_dir, mode)
     if len(tps) == 1 and stp is None:
         raise PipelineInputError(
             "STUDY_DIR",
@@ -974,8 +985,12 @@ def run_dosimetry(
         tacs=tacs,
     )
     try:
+        cumulative = None
+        if registry is not None:
+            say("recording the cycle in the registry")
+            cumulative = _record(registry, patient_id or pseudonym, result, injection)
         _write_outputs(tmp, result, ct, ref_ct_dir, labels, aligned[0], dvhs, reg_rows,
-                       injection, report)  # fmt: skip
+                       injection, report, cumulative)  # fmt: skip
         _move_into(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -1122,6 +1137,11 @@ def _blood_marrow(path: Path, nuclide: str, entry, hematocrit, mass_g, rows, met
                 "give --red-marrow-mass-g",
             )
         mass_g = rows["red_marrow"].mass_g
+        volume_ml = rows["red_marrow"].volume_ml
+    else:
+        # red (active) marrow density 1.03 g/cm^3 (ICRP Publication 110 tissue
+        # table) [UNCERTAIN: recalled]; the volume is only recorded, not used
+        volume_ml = mass_g / 1.03
     from theranet.nuclides import Nuclide
 
     # Self-dose by local absorption of the electron energy in the marrow mass.
@@ -1143,7 +1163,7 @@ def _blood_marrow(path: Path, nuclide: str, entry, hematocrit, mass_g, rows, met
     return RegionDose(
         region="red_marrow_blood_based",
         kind="marrow",
-        volume_ml=math.nan,
+        volume_ml=volume_ml,
         mass_g=mass_g,
         tia_mbq_h=md.tia_rm_mbq_h,
         tia_sd_mbq_h=md.tia_rm_mbq_h * rel,
@@ -1154,9 +1174,44 @@ def _blood_marrow(path: Path, nuclide: str, entry, hematocrit, mass_g, rows, met
     )
 
 
+def _record(registry, patient_id: str, result: DosimetryResult, injection: datetime | None):
+    """Record the cycle; returns the cumulative table over the patient's cycles."""
+    from theranet.registry import Registry
+
+    reg = registry if isinstance(registry, Registry) else _open_registry(registry)
+    if injection is None:
+        raise PipelineInputError(
+            "injection", "unknown: the cycle cannot be dated in the registry", None,
+            "give the injection date-time in the headers",
+        )  # fmt: skip
+    if not result.administered_activity_mbq:
+        raise PipelineInputError(
+            "administered_activity_mbq", "unknown: the cycle cannot be recorded", None,
+            "give the administered activity in the headers",
+        )  # fmt: skip
+    rec = reg.record_cycle(
+        patient_id,
+        tracer=result.tracer,
+        nuclide=result.nuclide,
+        administered_activity_mbq=result.administered_activity_mbq,
+        administration=injection,
+        times_h=result.times_h,
+        regions=result.regions,
+        methods=result.methods,
+    )
+    return [c for c in reg.cycles(patient_id) if c.treatment == rec.treatment]
+
+
+def _open_registry(where):
+    from theranet.registry import Registry
+
+    text = str(where)
+    return Registry(url=text) if "://" in text else Registry(path=Path(text))
+
+
 def _write_outputs(tmp: Path, result: DosimetryResult, ct: Image, ct_dir: Path, labels: Labels,
                    activity: Image, dvhs, reg_rows, injection: datetime | None,
-                   report: bool) -> None:  # fmt: skip
+                   report: bool, cumulative=None) -> None:  # fmt: skip
     from theranet.io import write_nifti
     from theranet.io.dicom_write import write_rtdose, write_seg
 
@@ -1177,11 +1232,12 @@ def _write_outputs(tmp: Path, result: DosimetryResult, ct: Image, ct_dir: Path, 
     if report:
         from theranet.report import write_report
 
-        write_report(_cycle_report(result, ct, labels, activity, dvhs, reg_rows, injection), tmp)
+        rep = _cycle_report(result, ct, labels, activity, dvhs, reg_rows, injection, cumulative)
+        write_report(rep, tmp)
 
 
 def _cycle_report(result: DosimetryResult, ct: Image, labels: Labels, activity: Image, dvhs,
-                  reg_rows, injection) -> object:  # fmt: skip
+                  reg_rows, injection, cumulative=None) -> object:  # fmt: skip
     from theranet.report.model import CurveData, CycleReport, DoseRow
 
     a0 = result.administered_activity_mbq
@@ -1234,4 +1290,26 @@ def _cycle_report(result: DosimetryResult, ct: Image, labels: Labels, activity: 
         versions=_versions(),
         registration=reg_rows,
         warnings=result.warnings,
+        tables=_cumulative_tables(cumulative),
     )
+
+
+def _cumulative_tables(cycles) -> list:
+    """The report table of doses per recorded cycle and their sums (BED adds)."""
+    if not cycles:
+        return []
+    from theranet.registry.cli import cumulative_doses
+
+    n = len(cycles)
+
+    def num(x):
+        return "—" if x is None or not math.isfinite(x) else f"{x:.3g}"
+
+    headers = ["region", *[f"cycle {c.number} dose (Gy)" for c in cycles],
+               "cumulative dose (Gy)", "cumulative BED (Gy)"]  # fmt: skip
+    rows = []
+    for name, acc in cumulative_doses(cycles).items():
+        per_cycle = [num(c.regions[name].mean_dose_gy) if name in c.regions else "—"
+                     for c in cycles]  # fmt: skip
+        rows.append([name, *per_cycle, num(acc["dose_gy"]), num(acc["bed_gy"])])
+    return [(f"Cumulative over {n} recorded cycle(s) (BED adds between cycles)", headers, rows)]

@@ -229,8 +229,11 @@ def test_self_registration_is_identity(fixed):
 
 def test_same_inputs_give_identical_transforms(fixed, rotated):
     moving, _ = rotated
+    threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
     a = register_rigid(fixed, moving, sampling_fraction=0.1)
     b = register_rigid(fixed, moving, sampling_fraction=0.1)
+    # single-threaded only for the call: ITK's global default is restored
+    assert sitk.ProcessObject.GetGlobalDefaultNumberOfThreads() == threads
     assert a.transform.GetParameters() == b.transform.GetParameters()
     assert a.transform.GetFixedParameters() == b.transform.GetFixedParameters()
     assert a.iterations == b.iterations

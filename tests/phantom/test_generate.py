@@ -6,6 +6,7 @@ import hashlib
 import json
 import shutil
 import subprocess
+from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
@@ -152,3 +153,26 @@ def test_cli_phantom_and_bad_input(tmp_path):
     assert (tmp_path / "p" / "tp1_1h" / "pet").is_dir()
     r = runner.invoke(app, ["phantom", "--times-h", "24,4", "--out", str(tmp_path / "q")])
     assert r.exit_code == 2 and "times_h" in r.output
+
+
+def test_second_cycle_same_patient_new_study(tmp_path):
+    """Cycle 2: same anatomy and Patient ID, 8 weeks later, own kinetics and UIDs."""
+    import pydicom
+
+    from theranet.phantom.generate import CYCLE_INTERVAL_WEEKS, generate_study
+
+    one = generate_study(tmp_path / "c1", times_h=(24.0,), seed=2, with_dose=False)
+    two = generate_study(tmp_path / "c2", times_h=(24.0,), seed=2, with_dose=False, cycle=2)
+    a = pydicom.dcmread(one.time_point_dirs[0] / "spect.dcm", stop_before_pixels=True)
+    b = pydicom.dcmread(two.time_point_dirs[0] / "spect.dcm", stop_before_pixels=True)
+    assert a.PatientID == b.PatientID
+    assert a.StudyInstanceUID != b.StudyInstanceUID
+    assert a.SOPInstanceUID != b.SOPInstanceUID
+    ia = datetime.fromisoformat(one.truth["injection_datetime"])
+    ib = datetime.fromisoformat(two.truth["injection_datetime"])
+    assert ib - ia == timedelta(weeks=CYCLE_INTERVAL_WEEKS)
+    assert two.truth["cycle"] == 2
+    assert one.truth["regions"]["liver"]["mass_g"] == two.truth["regions"]["liver"]["mass_g"]
+    k1 = one.truth["regions"]["kidney_cortex"]["tia_mbq_h"]
+    k2 = two.truth["regions"]["kidney_cortex"]["tia_mbq_h"]
+    assert k1 != k2

@@ -421,7 +421,7 @@ def apply(
         approximation (it does not conserve the total activity exactly).
     default_value : float
         Value of output voxels that fall outside the moving image, in the moving
-        image's unit.
+        image's unit (-1000 for a CT in HU).
 
     Returns
     -------
@@ -450,8 +450,10 @@ def apply(
             "moving.quantity",
             "values per voxel (extensive) cannot be interpolated onto another grid",
             moving.quantity.value,
-            "resample activity concentration (MBq/mL) instead: for ACTIVITY, divide by "
-            "moving.voxel_volume_ml; for counts, use to_activity_concentration(cf)",
+            "register the activity concentration (MBq/mL) instead: for ACTIVITY, "
+            "moving.replace(data=moving.data / moving.voxel_volume_ml, "
+            "quantity=Quantity.ACTIVITY_CONCENTRATION); for counts, "
+            "moving.to_activity_concentration(cf)",
         )
     if moving.quantity is Quantity.LABEL and method != "nearest":
         raise QuantityError(

@@ -183,8 +183,13 @@ class DicomContext:
         return f"PHANTOM-{self.seed:04d}"
 
     def uid(self, *purpose: object) -> str:
-        """The UID of ``purpose`` for this seed (see :func:`deterministic_uid`)."""
-        return deterministic_uid("theranet-phantom", self.seed, *purpose)
+        """The UID of ``purpose`` for this seed (see :func:`deterministic_uid`).
+
+        Studies other than ``study_id == "1"`` (later therapy cycles) mix their
+        study ID in, so their UIDs differ from the first study's.
+        """
+        study = () if self.study_id == "1" else (f"study-{self.study_id}",)
+        return deterministic_uid("theranet-phantom", self.seed, *study, *purpose)
 
 
 # ------------------------------------------------------------------ helpers

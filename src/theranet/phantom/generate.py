@@ -42,6 +42,7 @@ from theranet.phantom.kinetics import PatientKinetics, patient_kinetics
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "CYCLE_INTERVAL_WEEKS",
     "DEFAULT_INJECTION",
     "PhantomStudy",
     "default_activity_mbq",
@@ -49,8 +50,11 @@ __all__ = [
     "true_activity_image",
 ]
 
-#: Injection datetime of every phantom study (synthetic).
+#: Injection datetime of every phantom study (synthetic), first cycle.
 DEFAULT_INJECTION = datetime(2026, 3, 2, 9, 0, 0)
+#: Interval between therapy cycles: 177Lu-DOTATATE is given every 8 weeks
+#: (Lutathera SmPC/PI, 4 x 7.4 GBq; clinical.md §5).
+CYCLE_INTERVAL_WEEKS = 8
 _PET_TRACER_NUCLIDES = ("Ga-68", "F-18", "Cu-64")
 _PLANAR_NUCLIDES = ("In-111", "I-123", "I-131")
 _DOSE_KERNEL_MM = 30.0  # extent of the dose kernel around each voxel
@@ -180,6 +184,7 @@ def generate_study(
     sex: str = "M",
     spect_variant: str = "rwvm",
     with_dose: bool = True,
+    cycle: int = 1,
     progress: Callable[[str], None] | None = None,
 ) -> PhantomStudy:
     """Image the digital patient at ``times_h`` and write DICOM and the ground truth.
@@ -203,6 +208,11 @@ def generate_study(
         calibration factor given in ``ground_truth.json`` only.
     with_dose : bool
         Compute the true absorbed doses (a few seconds).
+    cycle : int
+        Therapy cycle of the same patient (same anatomy and Patient ID):
+        administered ``CYCLE_INTERVAL_WEEKS`` after the previous one, with its
+        own draw of the kinetics variability (seed ``seed + 7919 (cycle - 1)``),
+        its own noise and its own study UIDs.
     progress : callable, optional
         Called with a short message at each step (the CLI renders it).
     """
@@ -219,13 +229,18 @@ def generate_study(
     out.mkdir(parents=True, exist_ok=True)
 
     say("building the patient")
+    if isinstance(cycle, bool) or not isinstance(cycle, int) or cycle < 1:
+        raise ValueError(f"cycle: a therapy cycle number >= 1, got {cycle!r}")
     anatomy = build_anatomy(height_cm=height_cm, weight_kg=weight_kg, sex=sex, seed=seed)
-    kin = patient_kinetics(entry.name, anatomy.regions, activity_gbq * 1000.0, seed=seed)
-    inj = DEFAULT_INJECTION
+    kin_seed = seed + 7919 * (cycle - 1)
+    kin = patient_kinetics(entry.name, anatomy.regions, activity_gbq * 1000.0, seed=kin_seed)
+    inj = DEFAULT_INJECTION + timedelta(weeks=CYCLE_INTERVAL_WEEKS * (cycle - 1))
     ctx = DicomContext(
         seed=seed, tracer=entry.name, study_datetime=inj + timedelta(hours=times[0]),
         patient_sex=sex, patient_weight_kg=weight_kg, patient_size_m=height_cm / 100.0,
+        study_id=str(cycle),
     )  # fmt: skip
+    noise_seed = seed * 1000 + 100_000 * (cycle - 1)
     nuclide = kin.nuclide
     is_pet = nuclide in _PET_TRACER_NUCLIDES
     spect = None if is_pet else imaging.spect_model(nuclide)
@@ -245,12 +260,12 @@ def generate_study(
         tp.mkdir(exist_ok=True)
         acq = inj + timedelta(hours=t)
         true_img = true_activity_image(anatomy, kin, t, inj)
-        ct = imaging.simulate_ct(anatomy.hu, seed=seed * 1000 + i, affine=anatomy.affine)
+        ct = imaging.simulate_ct(anatomy.hu, seed=noise_seed + i, affine=anatomy.affine)
         write_ct_series(tp / "ct", ct, ctx, series_number=1, acquisition_datetime=acq)
         if is_pet:
             model = imaging.pet_model(nuclide)
             img = imaging.simulate_pet(
-                true_img, fwhm_mm=model.fwhm_mm, voxel_mm=model.voxel_mm, seed=seed * 1000 + i,
+                true_img, fwhm_mm=model.fwhm_mm, voxel_mm=model.voxel_mm, seed=noise_seed + i,
                 noise_level=model.noise_level, grid=grid, nuclide=nuclide,
             )  # fmt: skip
             grid = grid or img
@@ -264,7 +279,7 @@ def generate_study(
         else:
             acq_s = imaging.protocol_acquisition_s(spect, t)
             res = imaging.simulate_spect(
-                true_img, spect, acquisition_s=acq_s, seed=seed * 1000 + i, grid=grid
+                true_img, spect, acquisition_s=acq_s, seed=noise_seed + i, grid=grid
             )
             grid = grid or res.activity_concentration
             calibration[name] = res.calibration_cps_per_mbq
@@ -278,7 +293,7 @@ def generate_study(
             measured = res.activity_concentration
             if planar:
                 pl = imaging.simulate_planar(
-                    true_img, mu, spect, acquisition_s=600.0, seed=seed * 1000 + 500 + i
+                    true_img, mu, spect, acquisition_s=600.0, seed=noise_seed + 500 + i
                 )
                 write_nm_planar(
                     tp / "planar.dcm", pl.anterior, pl.posterior, ctx, pixel_mm=pl.pixel_mm,
@@ -302,6 +317,7 @@ def generate_study(
     if spect is not None:
         gt["spect_fwhm_mm"] = spect.fwhm_mm
     gt["blood_samples_file"] = _write_blood_samples(out / "blood_samples.csv", kin, times)
+    gt["cycle"] = cycle
     gt_path = out / "ground_truth.json"
     with atomic_paths([gt_path]) as (tmp,):
         tmp.write_text(json.dumps(gt, indent=2, sort_keys=False) + "\n")

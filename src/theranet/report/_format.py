@@ -202,6 +202,27 @@ def dose_table(report: CycleReport) -> Table:
     return Table(headers, numeric, rows)
 
 
+def extra_tables(report: CycleReport) -> list[tuple[str, Table]]:
+    """The report's further tables (already formatted by the caller)."""
+    out = []
+    for title, headers, rows in report.tables:
+        heads = tuple(str(h) for h in headers)
+        body = tuple(tuple(str(c) for c in row) for row in rows)
+        numeric = tuple(
+            bool(body) and all(_looks_numeric(r[i]) for r in body) for i in range(len(heads))
+        )
+        out.append((str(title), Table(heads, numeric, body)))
+    return out
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text.split()[0].replace(DASH, "nan"))
+    except (ValueError, IndexError):
+        return False
+    return True
+
+
 def _fixed(values: tuple[float, ...], decimals: int) -> str:
     out = []
     for x in values:

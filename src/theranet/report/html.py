@@ -81,6 +81,7 @@ def render_html(
         header=_format.header_items(report),
         warnings=[str(w) for w in report.warnings],
         doses=_format.dose_table(report),
+        tables=_format.extra_tables(report),
         figures=figures,
         registration=_format.registration_table(report),
         methods=_format.methods_table(report),

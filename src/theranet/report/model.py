@@ -152,6 +152,9 @@ class CycleReport:
     registration : sequence of RegistrationRow
     warnings : sequence of str
         Everything the reader must know before signing.
+    tables : sequence of (str, sequence of str, sequence of sequence of str)
+        Further tables (title, column headers, rows of formatted cells) shown
+        after the dose table, e.g. the cumulative doses over cycles.
     """
 
     title: str
@@ -171,3 +174,4 @@ class CycleReport:
     versions: Mapping[str, str] = field(default_factory=dict)
     registration: Sequence[RegistrationRow] = ()
     warnings: Sequence[str] = ()
+    tables: Sequence[tuple[str, Sequence[str], Sequence[Sequence[str]]]] = ()

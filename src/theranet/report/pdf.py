@@ -505,6 +505,8 @@ def render_pdf(
             _SMALL_PT,
             color=_MUTED,
         )
+        for title, table in _format.extra_tables(report):
+            doc.table(table, title)
         for number, spec in enumerate(figure_specs(report), start=1):
             doc.figure_page(number, spec, None if pngs is None else pngs.get(spec.key))
         doc.new_page()

@@ -1,0 +1,1 @@
+"""Alembic migration environment of the registry (run by :mod:`theranet.registry._migrate`)."""

@@ -1,0 +1,168 @@
+"""The next-cycle plan of a patient from the cycles recorded in the registry.
+
+What :func:`plan_from_registry` takes from the registry (the patient's latest
+treatment):
+
+* **Kidneys**: the mass-weighted mean absorbed dose and BED of the regions whose
+  radiobiology tissue is the kidney (e.g. ``kidney_cortex`` and ``kidney_medulla``)
+  in each cycle. The cumulative BED is the sum over cycles. The next cycle's
+  kinetics per GBq are the latest cycle's: dose per GBq ``d1 = D / A`` and the
+  mono-exponential effective half-life that reproduces that cycle's BED for
+  its dose (``G = (BED - D) (alpha/beta) / D^2 = T_rep / (T_rep + T_eff)``, Dale
+  1985), so the shape of the dose rate carries over.
+* **Red marrow**: absorbed dose (the 2 Gy limit comes from blood-based practice,
+  clinical.md §6.6): the blood-based row (``red_marrow_blood_based``) when it was
+  recorded, else the image-based ``red_marrow`` row, as stated in the plan's notes.
+* **Uncertainty** of the dose per GBq: the recorded dose SD divided by the activity.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from theranet import radiobiology as rb
+from theranet.therapy.planning import OrganKinetics, Plan, PlanningError, limits, plan_next_cycle
+
+__all__ = ["plan_from_registry"]
+
+_MARROW_ROWS = ("red_marrow_blood_based", "red_marrow")
+
+
+def _kidney_rows(cycle) -> list:
+    from theranet.pipeline import tissue_of
+
+    return [r for n, r in cycle.regions.items() if tissue_of(n) == "kidney"]
+
+
+def _kidney(cycle) -> tuple[float, float | None, float]:
+    """(dose Gy, BED Gy or None, dose SD Gy), mass-weighted over the kidney regions."""
+    rows = _kidney_rows(cycle)
+    m = [r.mass_g for r in rows]
+    total = math.fsum(m)
+    dose = math.fsum(r.mean_dose_gy * w for r, w in zip(rows, m, strict=True)) / total
+    beds = [r.bed_gy for r in rows]
+    bed = (
+        None
+        if any(b is None for b in beds)
+        else math.fsum(b * w for b, w in zip(beds, m, strict=True)) / total
+    )
+    sds = [r.dose_sd_gy or 0.0 for r in rows]
+    sd = math.fsum(s * w for s, w in zip(sds, m, strict=True)) / total
+    return dose, bed, sd
+
+
+def plan_from_registry(
+    registry,
+    patient_id: str,
+    *,
+    risk_factors: bool = False,
+    limit_kidney_bed_gy: float | None = None,
+    max_activity_gbq: float | None = None,
+) -> tuple[Plan, list[str]]:
+    """Plan the next cycle of a recorded patient.
+
+    Parameters
+    ----------
+    registry : Registry
+    patient_id : str
+        Pseudonymous id with at least one recorded cycle.
+    risk_factors : bool
+        Use the kidney BED limit for patients with risk factors (28 Gy).
+    limit_kidney_bed_gy : float, optional
+        Overrides the kidney BED limit.
+    max_activity_gbq : float, optional
+        Cap of the planned activity.
+
+    Returns
+    -------
+    Plan
+    notes : list of str
+        What was taken from which cycle.
+
+    Raises
+    ------
+    PlanningError
+        No recorded cycle, no kidney regions or BED, no marrow row.
+    """
+    cycles = registry.cycles(patient_id)
+    if not cycles:
+        raise PlanningError(
+            "patient_id",
+            "has no recorded cycle",
+            patient_id,
+            "record a cycle first (theranet dosimetry ... --registry) or check the id "
+            "(theranet registry list)",
+        )
+    treatment = max(c.treatment for c in cycles)
+    cycles: Sequence = [c for c in cycles if c.treatment == treatment]
+    last = cycles[-1]
+    if not _kidney_rows(last):
+        raise PlanningError(
+            "regions",
+            "the latest cycle has no kidney region",
+            sorted(last.regions),
+            "segment the kidneys in the dosimetry",
+        )
+    kidney_bed_total = 0.0
+    for c in cycles:
+        if not _kidney_rows(c):
+            raise PlanningError("regions", f"cycle {c.number} has no kidney region", c.number)
+        dose, bed, _ = _kidney(c)
+        if bed is None:
+            raise PlanningError(
+                "bed_gy",
+                f"cycle {c.number} has no kidney BED",
+                c.number,
+                "record cycles with theranet dosimetry (it computes the BED)",
+            )
+        kidney_bed_total += bed
+    marrow_name = next((n for n in _MARROW_ROWS if n in last.regions), None)
+    if marrow_name is None:
+        raise PlanningError(
+            "regions",
+            "the latest cycle has no red-marrow dose",
+            sorted(last.regions),
+            "give blood samples or a red_marrow region in the dosimetry",
+        )
+    marrow_total = math.fsum(
+        c.regions[marrow_name].mean_dose_gy for c in cycles if marrow_name in c.regions
+    )
+    a_gbq = last.administered_activity_mbq / 1000.0
+    dose, bed, sd = _kidney(last)
+    kidney = rb.tissue("kidney")
+    g = (bed - dose) * kidney.alpha_beta_gy / dose**2
+    if not 0.0 < g < 1.0:
+        raise PlanningError(
+            "bed_gy", "latest kidney BED inconsistent with its dose", bed, "recompute the cycle"
+        )
+    t_eff_h = kidney.repair_half_time_h * (1.0 - g) / g
+    marrow = last.regions[marrow_name]
+    kin = [
+        OrganKinetics.mono("kidney", dose / a_gbq, t_eff_h, dose_per_gbq_sd_gy=sd / a_gbq),
+        OrganKinetics.mono(
+            "red_marrow",
+            marrow.mean_dose_gy / a_gbq,
+            t_eff_h,  # unused by an absorbed-dose constraint
+            dose_per_gbq_sd_gy=(marrow.dose_sd_gy or 0.0) / a_gbq,
+        ),
+    ]
+    lim = limits(risk_factors, limit_kidney_bed_gy=limit_kidney_bed_gy)
+    plan = plan_next_cycle(
+        {"kidney": kidney_bed_total, "red_marrow": marrow_total},
+        kin,
+        limits=lim,
+        cycles_given=len(cycles),
+        max_activity_gbq=max_activity_gbq,
+    )
+    notes = [
+        f"treatment {treatment}: {len(cycles)} recorded cycle(s); kinetics per GBq from cycle "
+        f"{last.number} ({last.administered_activity_mbq / 1000:.3g} GBq)",
+        f"kidneys: mass-weighted over {', '.join(r.region for r in _kidney_rows(last))}; "
+        f"dose {dose / a_gbq:.3g} Gy/GBq, BED-equivalent mono-exponential T_eff "
+        f"{t_eff_h:.3g} h (alpha/beta {kidney.alpha_beta_gy:g} Gy, T_rep "
+        f"{kidney.repair_half_time_h:g} h)",
+        f"red marrow: {marrow_name} ({marrow.method or 'recorded method'}), "
+        f"{marrow.mean_dose_gy / a_gbq:.3g} Gy/GBq",
+    ]
+    return plan, notes
