@@ -374,3 +374,62 @@ def test_other_therapies_lesions_and_marrow(other_therapy):
     assert float(rows["red_marrow"]["mean_dose_gy"]) == pytest.approx(
         truth["red_marrow"]["mean_dose_gy"], rel=MARROW_TOL
     ), tracer
+
+
+# --------------------------------------------------------------------------- registry and plan
+
+
+@pytest.fixture(scope="module")
+def cycle2_study(tmp_path_factory):
+    """The same digital patient's second cycle, one SPECT/CT at 96 h."""
+    from theranet.phantom.generate import generate_study
+
+    d = tmp_path_factory.mktemp("cycle2")
+    generate_study(d, times_h=(96.0,), seed=0, with_dose=False, cycle=2)
+    return d
+
+
+def test_cycles_recorded_cumulated_and_planned(study, cycle2_study, tmp_path):
+    """Two cycles of one patient, each from its 96 h SPECT/CT (Hänscheid).
+
+    Checks: both cycles recorded; the report of cycle 2 shows the cumulative table;
+    `theranet plan` gives the activity that brings the cumulative kidney BED or the
+    marrow dose to its limit; a plan for an unknown patient is refused.
+    """
+    from theranet.registry import Registry
+
+    db = tmp_path / "registry.sqlite"
+    c1 = _copy(study, tmp_path / "c1", keep={"tp3_96h"})
+    run_dosimetry(c1, tmp_path / "o1", fwhm_mm=12.0, stp="hanscheid", report=False,
+                  registry=db, patient_id="T-1")  # fmt: skip
+    res2 = run_dosimetry(cycle2_study, tmp_path / "o2", fwhm_mm=12.0, stp="hanscheid", registry=db,
+                         patient_id="T-1")  # fmt: skip
+    cycles = Registry(path=db).cycles("T-1")
+    assert [c.number for c in cycles] == [1, 2]
+    assert cycles[1].regions["liver"].mean_dose_gy == pytest.approx(
+        res2.regions["liver"].mean_dose_gy
+    )
+    html = (tmp_path / "o2" / "report.html").read_text()
+    assert "Cumulative over 2 recorded cycle(s)" in html
+
+    r = CliRunner().invoke(app, ["plan", "T-1", "--registry", str(db)])
+    assert r.exit_code == 0, r.output
+    assert "planned activity" in r.output
+    r = CliRunner().invoke(app, ["plan", "NOBODY", "--registry", str(db)])
+    assert r.exit_code == 2
+    assert "not in the registry" in r.output
+
+
+def test_cycle_dated_before_the_previous_is_refused(study, cycle2_study, tmp_path):
+    """Registry order: a cycle administered before the patient's previous cycle is
+    refused and nothing is written to OUT."""
+    db = tmp_path / "registry.sqlite"
+    run_dosimetry(cycle2_study, tmp_path / "o1", fwhm_mm=12.0, stp="hanscheid", report=False,
+                  registry=db, patient_id="T-2")  # fmt: skip
+    earlier = _copy(study, tmp_path / "earlier", keep={"tp3_96h"})
+    out = tmp_path / "out"
+    with pytest.raises(TheranetError, match="administ") as info:
+        run_dosimetry(earlier, out, fwhm_mm=12.0, stp="hanscheid", report=False,
+                      registry=db, patient_id="T-2")  # fmt: skip
+    assert "Fix:" in str(info.value)
+    _nothing_written(tmp_path, out)

@@ -171,8 +171,8 @@ class DosimetryResult:
         Each step and the choice made.
     warnings : tuple of str
     fits : dict
-        Region -> selected :class:`~theranet.kinetics.fit.FitResult` (absent for
-        single-time-point methods).
+        Region -> selected :class:`~theranet.kinetics.fit.FitResult`; for
+        single-time-point methods the effective half-life (h) the method assumes.
     tacs : dict
         Region -> (times_h, activity_mbq, activity_sd_mbq), partial-volume
         corrected when a resolution was given.
@@ -823,6 +823,9 @@ def run_dosimetry(
         if stp is not None:
             res = _stp_tia(stp, a[0], times[0], entry, name, nuc.name)
             model_of[name] = res.method
+            # the effective half-life the method assumes (Hänscheid is exact for
+            # T_eff = t_s; Madsen uses the population T_eff): for the BED
+            fits[name] = float(res.details.get("t_pop_h", times[0]))
         elif np.all(a <= 0):
             tia[name], tia_rel_sd[name], model_of[name] = 0.0, 0.0, "no activity"
             continue
@@ -1038,7 +1041,10 @@ def _add_bed(rows: dict[str, RegionDose], fits: Mapping, methods: list, warnings
             continue
         t = rb.tissue(tissue_name)
         try:
-            rate = rb.DoseRate.from_fit(fit, r.mean_dose_gy)
+            if isinstance(fit, float):  # single time point: the method's T_eff
+                rate = rb.DoseRate.mono(r.mean_dose_gy, fit)
+            else:
+                rate = rb.DoseRate.from_fit(fit, r.mean_dose_gy)
         except rb.RadiobiologyError as exc:
             warnings.append(f"no BED for {name}: {exc.problem}")
             continue
@@ -1050,7 +1056,8 @@ def _add_bed(rows: dict[str, RegionDose], fits: Mapping, methods: list, warnings
             (
                 "radiobiology",
                 "BED = D + G D^2/(alpha/beta) with the dose rate shaped like the fitted activity "
-                "curve (Dale 1985; for hybrid curves the mono-exponential tail); "
+                "curve (Dale 1985; for hybrid curves the mono-exponential tail; for a single "
+                "time point the effective half-life the method assumes); "
                 + "; ".join(
                     f"{n}: alpha/beta {t.alpha_beta_gy:g} Gy, T_rep {t.repair_half_time_h:g} h"
                     for n, t in sorted(used.items())
@@ -1261,7 +1268,7 @@ def _cycle_report(result: DosimetryResult, ct: Image, labels: Labels, activity: 
     t_end = max(result.times_h) * 1.15
     for name, (t, a, s) in result.tacs.items():
         fit = result.fits.get(name)
-        if fit is None:
+        if fit is None or isinstance(fit, float):
             continue
         # a hybrid curve's fit covers only its last points
         t0 = 0.0 if len(fit.times_h) == len(t) else float(fit.times_h[0])
