@@ -267,7 +267,9 @@ def test_labels_of_another_frame_of_reference_are_refused(study, tmp_path):
     lab = read_labels(study / "labels.nii.gz")
     ct_dir = study / "tp1_4h" / "ct"
     read_series(ct_dir)
-    seg_path = write_seg(tmp_path / "seg.dcm", lab, ct_dir, uid_seed="test")
+    seg_path = write_seg(
+        tmp_path / "seg.dcm", lab, ct_dir, uid_seed="test", segmentation_type="labelmap"
+    )
     ds = pydicom.dcmread(seg_path)
     ds.FrameOfReferenceUID = "1.2.826.0.1.3680043.8.498.1"
     ds.save_as(seg_path)
@@ -411,6 +413,8 @@ def test_cycles_recorded_cumulated_and_planned(study, cycle2_study, tmp_path):
     )
     html = (tmp_path / "o2" / "report.html").read_text()
     assert "Cumulative over 2 recorded cycle(s)" in html
+    assert "Planning of the next cycle" in html
+    assert "planned activity" in html
 
     r = CliRunner().invoke(app, ["plan", "T-1", "--registry", str(db)])
     assert r.exit_code == 0, r.output

@@ -1206,7 +1206,44 @@ def _record(registry, patient_id: str, result: DosimetryResult, injection: datet
         regions=result.regions,
         methods=result.methods,
     )
-    return [c for c in reg.cycles(patient_id) if c.treatment == rec.treatment]
+    cycles = [c for c in reg.cycles(patient_id) if c.treatment == rec.treatment]
+    return cycles, _planning_table(reg, patient_id)
+
+
+def _planning_table(reg, patient_id: str):
+    """The report's planning section: (title, headers, rows), or a note when no plan."""
+    from theranet.therapy.from_registry import plan_from_registry
+    from theranet.therapy.planning import PlanningError
+
+    try:
+        plan, notes = plan_from_registry(reg, patient_id)
+    except PlanningError as exc:
+        return ("Planning of the next cycle", ["note"], [[f"no plan: {exc}"]])
+    rows = [
+        [
+            o.organ,
+            f"{o.constraint.upper()} {o.limit_gy:g} Gy",
+            f"{o.cumulative_gy:.3g}",
+            f"{o.dose_per_gbq_gy:.3g}",
+            f"{o.activity_to_limit_gbq:.3g} ± {o.activity_to_limit_sd_gbq:.2g}",
+            f"{o.after_standard_regimen_gy:.3g}",
+        ]
+        for o in plan.organs
+    ]
+    rows.append(
+        [
+            "planned activity",
+            f"limited by {plan.limiting_organ}",
+            "",
+            "",
+            f"{plan.activity_gbq:.3g} ± {plan.activity_sd_gbq:.2g}",
+            f"{plan.n_standard_cycles_allowed} more standard cycle(s) allowed",
+        ]
+    )
+    rows += [[n, "", "", "", "", ""] for n in [*notes, *plan.notes]]
+    headers = ["organ", "limit", "cumulative so far (Gy)", "Gy/GBq", "activity to limit (GBq)",
+               "after the standard regimen (Gy)"]  # fmt: skip
+    return ("Planning of the next cycle", headers, rows)
 
 
 def _open_registry(where):
@@ -1301,10 +1338,11 @@ def _cycle_report(result: DosimetryResult, ct: Image, labels: Labels, activity: 
     )
 
 
-def _cumulative_tables(cycles) -> list:
-    """The report table of doses per recorded cycle and their sums (BED adds)."""
-    if not cycles:
+def _cumulative_tables(recorded) -> list:
+    """The report tables: doses per recorded cycle and their sums (BED adds), the plan."""
+    if not recorded:
         return []
+    cycles, planning = recorded
     from theranet.registry.cli import cumulative_doses
 
     n = len(cycles)
@@ -1319,4 +1357,5 @@ def _cumulative_tables(cycles) -> list:
         per_cycle = [num(c.regions[name].mean_dose_gy) if name in c.regions else "—"
                      for c in cycles]  # fmt: skip
         rows.append([name, *per_cycle, num(acc["dose_gy"]), num(acc["bed_gy"])])
-    return [(f"Cumulative over {n} recorded cycle(s) (BED adds between cycles)", headers, rows)]
+    title = f"Cumulative over {n} recorded cycle(s) (BED adds between cycles)"
+    return [(title, headers, rows), planning]
