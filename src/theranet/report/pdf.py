@@ -407,7 +407,7 @@ class _Document:
 
             pixels = imread(io.BytesIO(png), format="png")
             ax = self.page.add_axes(rect)
-            ax.imshow(pixels, interpolation="antialiased")
+            ax.imshow(pixels, interpolation="none")
             ax.set_axis_off()
             ax.set_aspect("equal", anchor="N")
         self.y += height + 0.1
