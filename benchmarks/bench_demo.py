@@ -46,7 +46,7 @@ def run() -> dict:
         base, _ = _child([sys.executable, "-c", _READ_ONLY, str(study)])
         args = [*exe, "dosimetry", str(study), "--out", str(Path(d) / "out"), "--quiet"]
         args += ["--fwhm-mm", str(gt["spect_fwhm_mm"]), "--fwhm-sd-mm", "1"]
-        args += ["--calibration-sd-percent", "5"]
+        args += ["--calibration-sd-percent", "5", "--registry", str(Path(d) / "registry.sqlite")]
         wall, peak_mb = _child(args)
         assert json.loads((study / "ground_truth.json").read_text())["seed"] == 0
     return {
