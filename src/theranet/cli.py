@@ -124,11 +124,9 @@ RegistryOpt = Annotated[
 
 def _registry(where: str | None):
     """Open the registry at ``where`` (file or URL) or the default file."""
-    from theranet.registry import Registry
+    from theranet.registry import open_registry
 
-    if where is None:
-        return Registry()
-    return Registry(url=where) if "://" in where else Registry(path=Path(where))
+    return open_registry(where)
 
 
 NuclideOpt = Annotated[str | None, typer.Option(help="Nuclide if the header lacks it (Lu-177).")]
@@ -760,7 +758,7 @@ def plan(
     registry: RegistryOpt = None,
 ) -> None:
     """The activity of the next cycle within the kidney BED and marrow dose limits."""
-    from theranet.therapy.from_registry import plan_from_registry
+    from theranet.therapy.from_registry import PLAN_HEADERS, plan_from_registry, plan_rows
 
     try:
         result, notes = plan_from_registry(
@@ -772,19 +770,9 @@ def plan(
         )
     except (TheranetError, ValueError) as exc:
         _fail(exc)
-    table = Table(
-        "organ", "limit", "so far (Gy)", "Gy/GBq", "activity to limit (GBq)",
-        "after standard regimen (Gy)", title=f"Next cycle of {patient_id}",
-    )  # fmt: skip
-    for o in result.organs:
-        table.add_row(
-            o.organ,
-            f"{o.constraint.upper()} {o.limit_gy:g} Gy",
-            f"{o.cumulative_gy:.3g}",
-            f"{o.dose_per_gbq_gy:.3g}",
-            f"{o.activity_to_limit_gbq:.3g} ± {o.activity_to_limit_sd_gbq:.2g}",
-            f"{o.after_standard_regimen_gy:.3g}",
-        )
+    table = Table(*PLAN_HEADERS, title=f"Next cycle of {patient_id}")
+    for row in plan_rows(result):
+        table.add_row(*row)
     console.print(table)
     console.print(
         f"planned activity: {result.activity_gbq:.3g} ± {result.activity_sd_gbq:.2g} GBq "

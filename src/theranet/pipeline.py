@@ -1183,9 +1183,9 @@ def _blood_marrow(path: Path, nuclide: str, entry, hematocrit, mass_g, rows, met
 
 def _record(registry, patient_id: str, result: DosimetryResult, injection: datetime | None):
     """Record the cycle; returns the cumulative table over the patient's cycles."""
-    from theranet.registry import Registry
+    from theranet.registry import Registry, open_registry
 
-    reg = registry if isinstance(registry, Registry) else _open_registry(registry)
+    reg = registry if isinstance(registry, Registry) else open_registry(registry)
     if injection is None:
         raise PipelineInputError(
             "injection", "unknown: the cycle cannot be dated in the registry", None,
@@ -1212,24 +1212,14 @@ def _record(registry, patient_id: str, result: DosimetryResult, injection: datet
 
 def _planning_table(reg, patient_id: str):
     """The report's planning section: (title, headers, rows), or a note when no plan."""
-    from theranet.therapy.from_registry import plan_from_registry
+    from theranet.therapy.from_registry import PLAN_HEADERS, plan_from_registry, plan_rows
     from theranet.therapy.planning import PlanningError
 
     try:
         plan, notes = plan_from_registry(reg, patient_id)
     except PlanningError as exc:
         return ("Planning of the next cycle", ["note"], [[f"no plan: {exc}"]])
-    rows = [
-        [
-            o.organ,
-            f"{o.constraint.upper()} {o.limit_gy:g} Gy",
-            f"{o.cumulative_gy:.3g}",
-            f"{o.dose_per_gbq_gy:.3g}",
-            f"{o.activity_to_limit_gbq:.3g} ± {o.activity_to_limit_sd_gbq:.2g}",
-            f"{o.after_standard_regimen_gy:.3g}",
-        ]
-        for o in plan.organs
-    ]
+    rows = plan_rows(plan)
     rows.append(
         [
             "planned activity",
@@ -1241,16 +1231,7 @@ def _planning_table(reg, patient_id: str):
         ]
     )
     rows += [[n, "", "", "", "", ""] for n in [*notes, *plan.notes]]
-    headers = ["organ", "limit", "cumulative so far (Gy)", "Gy/GBq", "activity to limit (GBq)",
-               "after the standard regimen (Gy)"]  # fmt: skip
-    return ("Planning of the next cycle", headers, rows)
-
-
-def _open_registry(where):
-    from theranet.registry import Registry
-
-    text = str(where)
-    return Registry(url=text) if "://" in text else Registry(path=Path(text))
+    return ("Planning of the next cycle", list(PLAN_HEADERS), rows)
 
 
 def _write_outputs(tmp: Path, result: DosimetryResult, ct: Image, ct_dir: Path, labels: Labels,

@@ -73,6 +73,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from theranet import _checks
 from theranet.errors import TheranetError
 from theranet.radiopharmaceuticals import STATUSES, Sourced
 
@@ -119,34 +120,18 @@ class RadiobiologyError(TheranetError, ValueError):
 
 
 def _finite_float(name: str, value: Any) -> float:
-    if isinstance(value, bool):
-        raise RadiobiologyError(name, "must be a number", value)
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise RadiobiologyError(name, "must be a number", value) from None
-    if not math.isfinite(number):
-        raise RadiobiologyError(name, "must be finite", value, "give a finite number")
-    return number
+    return _checks.finite_number(RadiobiologyError, name, value)
 
 
 def _positive(name: str, value: Any, unit: str) -> float:
-    number = _finite_float(name, value)
-    if number <= 0.0:
-        raise RadiobiologyError(name, "must be > 0", value, f"give a positive value in {unit}")
-    return number
+    return _checks.positive(RadiobiologyError, name, value, unit)
 
 
 def _non_negative(name: str, value: Any, unit: str) -> float:
-    number = _finite_float(name, value)
-    if number < 0.0:
-        raise RadiobiologyError(name, "must be >= 0", value, f"give a non-negative value in {unit}")
-    return number
+    return _checks.non_negative(RadiobiologyError, name, value, unit)
 
 
-def _normalise_name(name: str) -> str:
-    """Lookup key of a tissue name: lower case, spaces and hyphens as underscores."""
-    return "_".join(str(name).strip().lower().replace("-", " ").replace("_", " ").split())
+_normalise_name = _checks.lookup_key
 
 
 # ----------------------------------------------------------------------------------------

@@ -19,6 +19,13 @@ upgraded by the Alembic migrations shipped in ``theranet/registry/migrations``.
 from __future__ import annotations
 
 from theranet.registry.records import CycleRecord, RegionRecord, RegistryError
-from theranet.registry.store import Registry, default_path
+from theranet.registry.store import Registry, default_path, open_registry
 
-__all__ = ["CycleRecord", "RegionRecord", "Registry", "RegistryError", "default_path"]
+__all__ = [
+    "CycleRecord",
+    "RegionRecord",
+    "Registry",
+    "RegistryError",
+    "default_path",
+    "open_registry",
+]

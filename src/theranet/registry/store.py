@@ -653,3 +653,12 @@ def _cycle_record(patient_id: str, c: Cycle) -> CycleRecord:
         software_version=c.software_version,
         created_at=c.created_at_utc.replace(tzinfo=dt.UTC),
     )
+
+
+def open_registry(where: str | Path | None = None) -> Registry:
+    """A registry from what a user types: None (the default file), a database URL
+    (anything with ``://``) or a SQLite file path."""
+    if where is None:
+        return Registry()
+    text = str(where)
+    return Registry(url=text) if "://" in text else Registry(path=Path(text))

@@ -24,7 +24,33 @@ from collections.abc import Sequence
 from theranet import radiobiology as rb
 from theranet.therapy.planning import OrganKinetics, Plan, PlanningError, limits, plan_next_cycle
 
-__all__ = ["plan_from_registry"]
+__all__ = ["PLAN_HEADERS", "plan_from_registry", "plan_rows"]
+
+#: Column headers of :func:`plan_rows`.
+PLAN_HEADERS = (
+    "organ",
+    "limit",
+    "cumulative so far (Gy)",
+    "Gy/GBq",
+    "activity to limit (GBq)",
+    "after the standard regimen (Gy)",
+)
+
+
+def plan_rows(plan: Plan) -> list[list[str]]:
+    """One formatted row per constrained organ (columns :data:`PLAN_HEADERS`)."""
+    return [
+        [
+            o.organ,
+            f"{o.constraint.upper()} {o.limit_gy:g} Gy",
+            f"{o.cumulative_gy:.3g}",
+            f"{o.dose_per_gbq_gy:.3g}",
+            f"{o.activity_to_limit_gbq:.3g} ± {o.activity_to_limit_sd_gbq:.2g}",
+            f"{o.after_standard_regimen_gy:.3g}",
+        ]
+        for o in plan.organs
+    ]
+
 
 _MARROW_ROWS = ("red_marrow_blood_based", "red_marrow")
 

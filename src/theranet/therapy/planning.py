@@ -69,6 +69,7 @@ from statistics import NormalDist
 from types import MappingProxyType
 from typing import Any
 
+from theranet import _checks
 from theranet import radiobiology as rb
 from theranet.errors import TheranetError
 from theranet.radiobiology import DoseRate, RadiobiologyError, Tissue
@@ -122,34 +123,18 @@ class PlanningError(TheranetError, ValueError):
 
 
 def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool):
-        raise PlanningError(name, "must be a number", value)
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise PlanningError(name, "must be a number", value) from None
-    if not math.isfinite(number):
-        raise PlanningError(name, "must be finite", value, "give a finite number")
-    return number
+    return _checks.finite_number(PlanningError, name, value)
 
 
 def _positive(name: str, value: Any, unit: str) -> float:
-    number = _number(name, value)
-    if number <= 0.0:
-        raise PlanningError(name, "must be > 0", value, f"give a positive value in {unit}")
-    return number
+    return _checks.positive(PlanningError, name, value, unit)
 
 
 def _non_negative(name: str, value: Any, unit: str) -> float:
-    number = _number(name, value)
-    if number < 0.0:
-        raise PlanningError(name, "must be >= 0", value, f"give a non-negative value in {unit}")
-    return number
+    return _checks.non_negative(PlanningError, name, value, unit)
 
 
-def _key(name: str) -> str:
-    """Lookup key of a tissue name: lower case, spaces and hyphens as underscores."""
-    return "_".join(str(name).strip().lower().replace("-", " ").replace("_", " ").split())
+_key = _checks.lookup_key
 
 
 def _canonical(name: str) -> str:
