@@ -38,10 +38,18 @@ in the report's methods table:
    TIA from the fit covariance (with the counting SD of the corrected region
    means), the calibration (``calibration_sd_percent``), the recovery (from
    ``fwhm_sd_mm`` through a second transfer matrix) and the S-values.
-8. **Outputs** (written into a temporary folder beside ``OUT`` and moved in only
+8. **Radiobiology and registry.** BED and EQD2 for kidney, red marrow, liver
+   and lesions (:mod:`theranet.radiobiology`); with ``registry=`` the cycle is
+   recorded (:mod:`theranet.registry`) and the report gains the cumulative table
+   over the recorded cycles and the plan of the next activity
+   (:mod:`theranet.therapy`).
+9. **Outputs** (written into a temporary folder beside ``OUT`` and moved in only
    once everything succeeded): ``doses.csv``, ``dose.nii.gz`` + ``dose.json``,
    ``dose.dcm`` (RT Dose) + ``dose_plan.dcm``, ``regions_seg.dcm`` (DICOM SEG of
-   the regions on the CT), ``report.html`` and ``report.pdf``.
+   the regions on the CT), ``report.html`` and ``report.pdf``. The registry
+   record is made after the data outputs and before the report (which shows
+   it): only a failure while writing the report leaves a recorded cycle without
+   its outputs.
 """
 
 from __future__ import annotations
@@ -988,12 +996,14 @@ def run_dosimetry(
         tacs=tacs,
     )
     try:
-        cumulative = None
-        if registry is not None:
+        def record():
+            if registry is None:
+                return None
             say("recording the cycle in the registry")
-            cumulative = _record(registry, patient_id or pseudonym, result, injection)
+            return _record(registry, patient_id or pseudonym, result, injection)
+
         _write_outputs(tmp, result, ct, ref_ct_dir, labels, aligned[0], dvhs, reg_rows,
-                       injection, report, cumulative)  # fmt: skip
+                       injection, report, record)  # fmt: skip
         _move_into(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -1236,7 +1246,7 @@ def _planning_table(reg, patient_id: str):
 
 def _write_outputs(tmp: Path, result: DosimetryResult, ct: Image, ct_dir: Path, labels: Labels,
                    activity: Image, dvhs, reg_rows, injection: datetime | None,
-                   report: bool, cumulative=None) -> None:  # fmt: skip
+                   report: bool, record: Callable[[], object]) -> None:  # fmt: skip
     from theranet.io import write_nifti
     from theranet.io.dicom_write import write_rtdose, write_seg
 
@@ -1254,6 +1264,7 @@ def _write_outputs(tmp: Path, result: DosimetryResult, ct: Image, ct_dir: Path, 
         uid_seed=f"theranet-seg|{ct_dir.name}",
         segmentation_type="labelmap",
     )
+    cumulative = record()
     if report:
         from theranet.report import write_report
 
