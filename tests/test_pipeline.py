@@ -191,6 +191,9 @@ def test_dose_outputs_read_back(result):
     assert seg.Modality == "SEG"
     for name in ("report.html", "report.pdf"):
         assert (out / name).stat().st_size > 10_000
+    # the report's dose table carries the BED of the kidney cortex as doses.csv does
+    bed = f"{res.regions['kidney_cortex'].bed_gy:.3g}"
+    assert bed in (out / "report.html").read_text()
 
 
 def test_methods_and_registration_recorded(result):

@@ -1290,6 +1290,8 @@ def _cycle_report(result: DosimetryResult, ct: Image, labels: Labels, activity: 
             r.mean_dose_gy / (a0 / 1000.0) if a0 else math.nan,
             r.model,
             r.method,
+            bed_gy=math.nan if r.bed_gy is None else r.bed_gy,
+            eqd2_gy=math.nan if r.eqd2_gy is None else r.eqd2_gy,
         )
         for r in result.regions.values()
     ]
