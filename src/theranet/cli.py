@@ -791,6 +791,72 @@ def plan(
         console.print(f"- {line}")
 
 
+@app.command()
+def response(
+    measurements: Annotated[
+        Path,
+        typer.Option(
+            help="Measurement table (CSV: patient_id, study_date, lesion_id, organ, is_node, "
+            "role, longest_diameter_mm, short_axis_mm, status).",
+        ),
+    ],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder for the tables and plots.")
+    ] = None,
+    confirmation: Annotated[
+        bool, typer.Option(help="Require confirmation of CR/PR (>= 4 weeks) for the best response.")
+    ] = False,
+) -> None:
+    """RECIST 1.1 per follow-up study and best overall response, from measurements."""
+    import csv as _csv
+
+    from theranet.io._atomic import atomic_paths
+    from theranet.response.recist import assess_csv
+
+    try:
+        patients = assess_csv(measurements, confirmation=confirmation)
+    except (TheranetError, ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+    table = Table("patient", "study", "weeks", "sum (mm)", "vs baseline", "vs nadir",
+                  "target", "non-target", "new", "overall", title="RECIST 1.1")  # fmt: skip
+
+    def pct(x):
+        return "" if x is None else f"{x:+.1f} %"
+
+    for pid, p in patients.items():
+        for s in p.studies:
+            table.add_row(
+                pid, s.study_date.isoformat(), f"{s.weeks_from_baseline:.1f}",
+                "" if s.sum_mm is None else f"{s.sum_mm:g}", pct(s.change_from_baseline_pct),
+                pct(s.change_from_nadir_pct), str(s.target or ""), str(s.non_target or ""),
+                "yes" if s.new_lesions else "", str(s.overall or "baseline"),
+            )  # fmt: skip
+        table.add_row(pid, "best overall", "", "", "", "", "", "", "", str(p.best_overall))
+    console.print(table)
+    if out is None:
+        return
+    from theranet.response.plots import spider_figure, waterfall_figure
+
+    out.mkdir(parents=True, exist_ok=True)
+    studies = [row for p in patients.values() for row in p.study_rows()]
+    lesions = [row for p in patients.values() for row in p.lesion_rows()]
+    written = []
+    for name, rows in (("response_studies.csv", studies), ("response_lesions.csv", lesions)):
+        with atomic_paths([out / name]) as (tmp,):
+            with open(tmp, "w", newline="", encoding="utf-8") as fh:
+                w = _csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["patient_id"])
+                w.writeheader()
+                w.writerows(rows)
+        written.append(out / name)
+    figures = [("waterfall.png", waterfall_figure(patients))]
+    figures += [(f"spider_{pid}.png", spider_figure(p)) for pid, p in patients.items()]
+    for name, fig in figures:
+        with atomic_paths([out / name]) as (tmp,):
+            fig.savefig(tmp, format="png")
+        written.append(out / name)
+    console.print("wrote " + ", ".join(str(p) for p in written))
+
+
 registry_app = typer.Typer(help="The treatment registry: patients, cycles, doses, BED.")
 app.add_typer(registry_app, name="registry")
 
