@@ -996,6 +996,7 @@ def run_dosimetry(
         tacs=tacs,
     )
     try:
+
         def record():
             if registry is None:
                 return None
