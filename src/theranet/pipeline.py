@@ -78,6 +78,7 @@ __all__ = [
     "PipelineInputError",
     "RegionDose",
     "run_dosimetry",
+    "tissue_of",
 ]
 
 #: Columns of ``doses.csv`` (DESIGN.md contract), in order.
