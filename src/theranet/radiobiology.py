@@ -75,7 +75,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from theranet import _checks
 from theranet.errors import TheranetError
-from theranet.radiopharmaceuticals import STATUSES, Sourced
+from theranet.radiopharmaceuticals import Sourced
 
 __all__ = [
     "CycleBED",
@@ -100,7 +100,6 @@ _LN2 = math.log(2.0)
 _DATA_FILE = "data/radiobiology.toml"
 _TOP_KEYS = frozenset({"version", "tissue"})
 _TISSUE_KEYS = frozenset({"aliases", "alpha_beta", "repair_half_time"})
-_PARAM_KEYS = frozenset({"value", "unit", "source", "section", "status", "note"})
 # unit -> factor to the internal unit, per parameter
 _UNITS: dict[str, dict[str, float]] = {
     "alpha_beta": {"Gy": 1.0},
@@ -332,52 +331,10 @@ def _read_toml(text: str, source: str) -> dict[str, Any]:
 
 
 def _parse_param(raw: Any, key: str, where: str, source: str) -> Sourced:
-    if not isinstance(raw, Mapping):
-        raise RadiobiologyError(
-            where, "must be a table with value, unit, source, section and status", raw, None, source
-        )
-    unknown = sorted(set(raw) - _PARAM_KEYS)
-    if unknown:
-        raise RadiobiologyError(
-            where, "unknown key(s)", unknown, f"allowed keys are {sorted(_PARAM_KEYS)}", source
-        )
-    for k in ("value", "unit", "source", "section", "status"):
-        if k not in raw:
-            raise RadiobiologyError(
-                f"{where}.{k}",
-                "missing",
-                fix=f"add '{k}' (every value needs value, unit, source, section and status)",
-                source=source,
-            )
-        if k != "value" and (not isinstance(raw[k], str) or not raw[k].strip()):
-            raise RadiobiologyError(
-                f"{where}.{k}", "must be a non-empty string", raw[k], source=source
-            )
-    if raw["status"] not in STATUSES:
-        raise RadiobiologyError(
-            f"{where}.status",
-            "not an allowed status",
-            raw["status"],
-            f"use one of {', '.join(STATUSES)}",
-            source,
-        )
-    note = raw.get("note", "")
-    if not isinstance(note, str):
-        raise RadiobiologyError(f"{where}.note", "must be a string", note, source=source)
-    factors = _UNITS[key]
-    unit = raw["unit"]
-    if unit not in factors:
-        raise RadiobiologyError(
-            f"{where}.unit", "not allowed here", unit, f"use one of {', '.join(factors)}", source
-        )
-    value = raw["value"]
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise RadiobiologyError(f"{where}.value", "must be a number", value, source=source)
-    number = float(value) * factors[unit]
-    if not (math.isfinite(number) and number > 0.0):
-        raise RadiobiologyError(f"{where}.value", "must be finite and > 0", value, source=source)
-    internal_unit = "Gy" if key == "alpha_beta" else "h"
-    return Sourced(number, internal_unit, raw["source"], raw["section"], raw["status"], note)
+    return _checks.sourced_value(
+        RadiobiologyError, raw, where, source, factors=_UNITS[key],
+        internal_unit="Gy" if key == "alpha_beta" else "h",
+    )  # fmt: skip
 
 
 def _parse_tissue(name: str, raw: Mapping[str, Any], source: str) -> Tissue:

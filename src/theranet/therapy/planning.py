@@ -73,7 +73,7 @@ from theranet import _checks
 from theranet import radiobiology as rb
 from theranet.errors import TheranetError
 from theranet.radiobiology import DoseRate, RadiobiologyError, Tissue
-from theranet.radiopharmaceuticals import STATUSES, Sourced
+from theranet.radiopharmaceuticals import Sourced
 
 __all__ = [
     "CONSTRAINTS",
@@ -100,7 +100,6 @@ _DATA_FILE = "data/planning_limits.toml"
 _TOP_KEYS = frozenset({"version", "limit", "regimen"})
 _LIMIT_KEYS = ("bed", "bed_risk_factors", "dose")
 _REGIMEN_KEYS = ("standard_activity", "standard_cycles")
-_PARAM_KEYS = frozenset({"value", "unit", "source", "section", "status", "note"})
 # parameter kind -> (internal unit, {accepted unit: factor to the internal unit})
 _UNITS: dict[str, tuple[str, dict[str, float]]] = {
     "limit": ("Gy", {"Gy": 1.0}),
@@ -415,53 +414,11 @@ def _read_toml(text: str, source: str) -> dict[str, Any]:
 
 
 def _parse_param(raw: Any, kind: str, where: str, source: str) -> Sourced:
-    if not isinstance(raw, Mapping):
-        raise PlanningError(
-            where, "must be a table with value, unit, source, section and status", raw, None, source
-        )
-    extra = sorted(set(raw) - _PARAM_KEYS)
-    if extra:
-        raise PlanningError(
-            where, "unknown key(s)", extra, f"allowed keys are {sorted(_PARAM_KEYS)}", source
-        )
-    for k in ("value", "unit", "source", "section", "status"):
-        if k not in raw:
-            raise PlanningError(
-                f"{where}.{k}",
-                "missing",
-                fix=f"add '{k}' (every value needs value, unit, source, section and status)",
-                source=source,
-            )
-        if k != "value" and (not isinstance(raw[k], str) or not raw[k].strip()):
-            raise PlanningError(f"{where}.{k}", "must be a non-empty string", raw[k], source=source)
-    if raw["status"] not in STATUSES:
-        raise PlanningError(
-            f"{where}.status",
-            "not an allowed status",
-            raw["status"],
-            f"use one of {', '.join(STATUSES)}",
-            source,
-        )
-    note = raw.get("note", "")
-    if not isinstance(note, str):
-        raise PlanningError(f"{where}.note", "must be a string", note, source=source)
     internal, factors = _UNITS[kind]
-    if raw["unit"] not in factors:
-        raise PlanningError(
-            f"{where}.unit", "not allowed here", raw["unit"], f"use {', '.join(factors)}", source
-        )
-    value = raw["value"]
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise PlanningError(f"{where}.value", "must be a number", value, source=source)
-    if kind == "standard_cycles":
-        if not isinstance(value, int) or value < 1:
-            raise PlanningError(f"{where}.value", "must be an integer >= 1", value, source=source)
-        number: float | int = int(value)
-    else:
-        number = float(value) * factors[raw["unit"]]
-        if not (math.isfinite(number) and number > 0.0):
-            raise PlanningError(f"{where}.value", "must be finite and > 0", value, source=source)
-    return Sourced(number, internal, raw["source"], raw["section"], raw["status"], note)
+    return _checks.sourced_value(
+        PlanningError, raw, where, source, factors=factors, internal_unit=internal,
+        integer=kind == "standard_cycles",
+    )  # fmt: skip
 
 
 def _build(doc: Mapping[str, Any], version: str, paths: tuple[str, ...]) -> LimitTable:
