@@ -349,8 +349,9 @@ def other_therapy(request, tmp_path_factory):
                             "--seed", "0", "--quiet"])  # fmt: skip
     assert r.exit_code == 0, r.output
     gt = json.loads((study / "ground_truth.json").read_text())
-    r = runner.invoke(app, ["dosimetry", str(study), "--out", str(out), "--quiet",
-                            "--fwhm-mm", str(gt["spect_fwhm_mm"]), "--no-report"])  # fmt: skip
+    args = ["dosimetry", str(study), "--out", str(out), "--quiet", "--no-report"]
+    args += ["--fwhm-mm", str(gt["spect_fwhm_mm"]), "--no-registry"]
+    r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     _, rows = _rows(out)
     return request.param, gt, rows

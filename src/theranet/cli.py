@@ -682,6 +682,13 @@ def dosimetry(
         str | None,
         typer.Option(help="Pseudonymous id in the registry (default: derived from the headers)."),
     ] = None,
+    new_treatment: Annotated[
+        bool,
+        typer.Option(
+            "--new-treatment",
+            help="Record the cycle as cycle 1 of a new treatment (another course or tracer).",
+        ),
+    ] = False,
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip report.html/pdf.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
@@ -713,6 +720,7 @@ def dosimetry(
                 report=not no_report,
                 registry=None if no_registry else _registry(registry),
                 patient_id=patient_id,
+                new_treatment=new_treatment,
                 progress=progress,
             )
     except (TheranetError, ValueError, FileNotFoundError) as exc:

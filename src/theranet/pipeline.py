@@ -493,6 +493,7 @@ def run_dosimetry(
     report: bool = True,
     registry: object | None = None,
     patient_id: str | None = None,
+    new_treatment: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> DosimetryResult:
     """Doses per region, a dose map, DICOM and a report from one cycle's SPECT/CT.
@@ -560,6 +561,9 @@ def run_dosimetry(
     patient_id : str, optional
         Pseudonymous identifier in the registry; default the pseudonym
         :func:`theranet.io.discover` derives from the headers.
+    new_treatment : bool
+        Record the cycle as cycle 1 of a new treatment (another course or
+        radiopharmaceutical); otherwise it joins the patient's latest treatment.
     progress : callable, optional
         Called with a short message at each step.
 
@@ -1002,7 +1006,7 @@ def run_dosimetry(
             if registry is None:
                 return None
             say("recording the cycle in the registry")
-            return _record(registry, patient_id or pseudonym, result, injection)
+            return _record(registry, patient_id or pseudonym, result, injection, new_treatment)
 
         _write_outputs(tmp, result, ct, ref_ct_dir, labels, aligned[0], dvhs, reg_rows,
                        injection, report, record)  # fmt: skip
@@ -1193,7 +1197,8 @@ def _blood_marrow(path: Path, nuclide: str, entry, hematocrit, mass_g, rows, met
     )
 
 
-def _record(registry, patient_id: str, result: DosimetryResult, injection: datetime | None):
+def _record(registry, patient_id: str, result: DosimetryResult, injection: datetime | None,
+            new_treatment: bool = False):  # fmt: skip
     """Record the cycle; returns the cumulative table over the patient's cycles."""
     from theranet.registry import Registry, open_registry
 
@@ -1217,6 +1222,7 @@ def _record(registry, patient_id: str, result: DosimetryResult, injection: datet
         times_h=result.times_h,
         regions=result.regions,
         methods=result.methods,
+        new_treatment=new_treatment,
     )
     cycles = [c for c in reg.cycles(patient_id) if c.treatment == rec.treatment]
     return cycles, _planning_table(reg, patient_id)
