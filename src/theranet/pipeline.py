@@ -69,6 +69,7 @@ import numpy as np
 
 from theranet.errors import Strictness, TheranetError
 from theranet.image import Image, Labels, Quantity
+from theranet.radiobiology import tissue_of
 
 logger = logging.getLogger(__name__)
 
@@ -1028,20 +1029,6 @@ def run_dosimetry(
     return DosimetryResult(**{**result.__dict__, "files": files})
 
 
-def tissue_of(region: str) -> str | None:
-    """Radiobiology tissue of a region name (None when no parameters apply)."""
-    low = region.lower()
-    if low.startswith("lesion"):
-        return "tumour"
-    if "kidney" in low:
-        return "kidney"
-    if low == "red_marrow":
-        return "red_marrow"
-    if low == "liver":
-        return "liver"
-    return None
-
-
 def _add_bed(rows: dict[str, RegionDose], fits: Mapping, methods: list, warnings: list):
     """BED (Dale, dose rate shaped like the fitted activity curve) and EQD2 per region."""
     import dataclasses
@@ -1142,7 +1129,7 @@ def _add_threshold_lesions(labels: Labels, spect: Image, threshold: float, min_m
 
 
 def _blood_marrow(path: Path, nuclide: str, entry, hematocrit, mass_g, rows, methods):
-    from theranet.dosimetry.marrow import blood_based_marrow_dose
+    from theranet.dosimetry.marrow import blood_based_marrow_dose, local_deposition_dose_gy
     from theranet.kinetics.fit import select_model
     from theranet.kinetics.integrate import tia_from_fit
 
@@ -1169,7 +1156,8 @@ def _blood_marrow(path: Path, nuclide: str, entry, hematocrit, mass_g, rows, met
 
     # Self-dose by local absorption of the electron energy in the marrow mass.
     e_np = Nuclide(nuclide).electron_energy_mev
-    s_rm_rm = e_np * 1.602176634e-13 / (mass_g / 1000.0) * 1e6 * 1e3  # mGy/(MBq s)
+    # S(RM<-RM) from the local-deposition dose of 1 MBq h: Gy/(MBq h) -> mGy/(MBq s)
+    s_rm_rm = local_deposition_dose_gy(1.0, e_np, mass_g) * 1000.0 / 3600.0
     md = blood_based_marrow_dose(
         res.tia_mbq_h, marrow_mass_g=mass_g, s_rm_rm_mgy_per_mbq_s=s_rm_rm, hematocrit=hematocrit
     )

@@ -92,6 +92,7 @@ __all__ = [
     "load_tissues",
     "quadratic_term_gy2",
     "tissue",
+    "tissue_of",
 ]
 
 logger = logging.getLogger(__name__)
@@ -1167,3 +1168,21 @@ def cumulative_bed_gy(
             ) from None
     arr = np.asarray(total)
     return float(arr) if arr.ndim == 0 else arr
+
+
+def tissue_of(region: str) -> str | None:
+    """The tissue of this table that a region name stands for (None if none).
+
+    ``lesion*`` -> tumour, names with ``kidney`` -> kidney, ``red_marrow``,
+    ``liver``; other regions have no parameters here.
+    """
+    low = region.lower()
+    if low.startswith("lesion"):
+        return "tumour"
+    if "kidney" in low:
+        return "kidney"
+    if low == "red_marrow":
+        return "red_marrow"
+    if low == "liver":
+        return "liver"
+    return None

@@ -22,6 +22,7 @@ import math
 from collections.abc import Sequence
 
 from theranet import radiobiology as rb
+from theranet.radiobiology import tissue_of
 from theranet.therapy.planning import OrganKinetics, Plan, PlanningError, limits, plan_next_cycle
 
 __all__ = ["PLAN_HEADERS", "plan_from_registry", "plan_rows"]
@@ -56,8 +57,6 @@ _MARROW_ROWS = ("red_marrow_blood_based", "red_marrow")
 
 
 def _kidney_rows(cycle) -> list:
-    from theranet.pipeline import tissue_of
-
     return [r for n, r in cycle.regions.items() if tissue_of(n) == "kidney"]
 
 
