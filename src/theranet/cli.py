@@ -517,11 +517,29 @@ def phantom(
             help="Therapy cycle of the same patient (8 weeks apart, own kinetics draw).",
         ),
     ] = 1,
+    response_scenario: Annotated[
+        str | None,
+        typer.Option(
+            help="Instead of a therapy study: CT studies over time whose lesions change as "
+            "designed (partial_response, progression, nadir_progression, new_lesion, "
+            "complete_response, stable), for `theranet response`.",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
     """Image the digital NET patient: DICOM per time point and ground_truth.json."""
     from theranet.phantom.generate import generate_study
 
+    if response_scenario is not None:
+        from theranet.phantom.response import generate_response_series
+
+        try:
+            series = generate_response_series(out, response_scenario, seed=seed)
+        except (TheranetError, ValueError) as exc:
+            _fail(exc)
+        if not quiet:
+            console.print(f"wrote {len(series.study_dirs)} studies and {series.truth_path}")
+        return
     times = _floats_option(times_h, "--times-h")
     try:
         with _progress("digital patient", quiet) as progress:
@@ -801,28 +819,77 @@ def plan(
 
 @app.command()
 def response(
-    measurements: Annotated[
-        Path,
-        typer.Option(
-            help="Measurement table (CSV: patient_id, study_date, lesion_id, organ, is_node, "
-            "role, longest_diameter_mm, short_axis_mm, status).",
+    study_dirs: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Study folders, one per date: a CT series and the lesions drawn on it "
+            "(lesions.nii.gz with its sidecar, or one DICOM SEG/RTSTRUCT).",
         ),
-    ],
+    ] = None,
+    measurements: Annotated[
+        Path | None,
+        typer.Option(
+            help="Measurement table instead of images (CSV: patient_id, study_date, lesion_id, "
+            "organ, is_node, role, longest_diameter_mm, short_axis_mm, status).",
+        ),
+    ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Folder for the tables and plots.")
     ] = None,
     confirmation: Annotated[
         bool, typer.Option(help="Require confirmation of CR/PR (>= 4 weeks) for the best response.")
     ] = False,
+    register: Annotated[
+        str, typer.Option(help="Follow-up CT to baseline CT: rigid, or none (already aligned).")
+    ] = "rigid",
+    bone_measurable: Annotated[
+        bool, typer.Option(help="Bone lesions have a soft-tissue component (measurable).")
+    ] = False,
+    patient_id: Annotated[
+        str | None,
+        typer.Option(help="Pseudonymous patient id of the image studies (and in the registry)."),
+    ] = None,
+    registry: Annotated[
+        str | None,
+        typer.Option(
+            help="Registry (SQLite file or URL) to join each lesion's dose and BED with its "
+            "response.",
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
-    """RECIST 1.1 per follow-up study and best overall response, from measurements."""
-    import csv as _csv
-
-    from theranet.io._atomic import atomic_paths
+    """RECIST 1.1 per follow-up study and best overall response, from images or measurements."""
     from theranet.response.recist import assess_csv
 
+    if bool(study_dirs) == (measurements is not None):
+        raise typer.BadParameter(
+            "give either study folders or --measurements FILE.csv", param_hint="STUDY_DIRS"
+        )
+    image_result = None
     try:
-        patients = assess_csv(measurements, confirmation=confirmation)
+        if measurements is not None:
+            patients = assess_csv(measurements, confirmation=confirmation)
+        else:
+            from theranet.response.studies import assess_studies
+
+            with _progress("response", quiet) as progress:
+                image_result = assess_studies(
+                    study_dirs, patient_id=patient_id, register=register,
+                    confirmation=confirmation, bone_measurable=bone_measurable,
+                    progress=progress,
+                )  # fmt: skip
+            patients = {image_result.recist.patient_id: image_result.recist}
+        joined = {}
+        if registry is not None:
+            from theranet.response.dose_response import dose_response
+
+            with _registry(registry) as reg:
+                known = set(reg.patients())
+                for pid, p in patients.items():
+                    if pid in known:
+                        joined[pid] = dose_response(p, reg.cycles(pid))
+                    else:
+                        err_console.print(f"{pid}: not in the registry, no dose-response")
     except (TheranetError, ValueError, FileNotFoundError) as exc:
         _fail(exc)
     table = Table("patient", "study", "weeks", "sum (mm)", "vs baseline", "vs nadir",
@@ -835,29 +902,73 @@ def response(
         for s in p.studies:
             table.add_row(
                 pid, s.study_date.isoformat(), f"{s.weeks_from_baseline:.1f}",
-                "" if s.sum_mm is None else f"{s.sum_mm:g}", pct(s.change_from_baseline_pct),
+                "" if s.sum_mm is None else f"{s.sum_mm:.1f}", pct(s.change_from_baseline_pct),
                 pct(s.change_from_nadir_pct), str(s.target or ""), str(s.non_target or ""),
                 "yes" if s.new_lesions else "", str(s.overall or "baseline"),
             )  # fmt: skip
         table.add_row(pid, "best overall", "", "", "", "", "", "", "", str(p.best_overall))
     console.print(table)
+    if image_result is not None and image_result.choi:
+        choi = Table("study", "size", "density", "Choi", title="Choi")
+        for d, c in image_result.choi:
+            choi.add_row(d.isoformat(), pct(c.size_change_pct), pct(c.density_change_pct),
+                         str(c.category))  # fmt: skip
+        console.print(choi)
+    for pid, dr in joined.items():
+        console.print(_dose_response_table(pid, dr))
     if out is None:
         return
+    _write_response(out, patients, image_result, joined)
+
+
+def _dose_response_table(pid: str, dr) -> Table:
+    def num(x, fmt="{:.2f}"):
+        return "" if x is None else fmt.format(x)
+
+    t = Table("lesion", "organ", "role", "cycles", "dose (Gy)", "BED (Gy)", "last change",
+              "best change", title=f"Dose-response, {pid}")  # fmt: skip
+    for r in dr.rows:
+        t.add_row(r["lesion_id"], r["organ"], r["role"], str(r["cycles"]), num(r["dose_gy"]),
+                  num(r["bed_gy"]), num(r["last_change_pct"], "{:+.1f} %"),
+                  num(r["best_change_pct"], "{:+.1f} %"))  # fmt: skip
+    return t
+
+
+def _write_response(out: Path, patients, image_result, joined) -> None:
+    """Tables and plots of `theranet response`, each written atomically."""
+    import csv as _csv
+
+    from theranet.io._atomic import atomic_paths
+    from theranet.response.dose_response import DOSE_RESPONSE_COLUMNS, dose_response_figure
     from theranet.response.plots import spider_figure, waterfall_figure
 
     out.mkdir(parents=True, exist_ok=True)
-    studies = [row for p in patients.values() for row in p.study_rows()]
-    lesions = [row for p in patients.values() for row in p.lesion_rows()]
+    tables = [
+        ("response_studies.csv", [r for p in patients.values() for r in p.study_rows()], None),
+        ("response_lesions.csv", [r for p in patients.values() for r in p.lesion_rows()], None),
+    ]
+    if image_result is not None:
+        tables += [
+            ("response_measurements.csv", image_result.measurement_rows(), None),
+            ("response_tracking.csv", list(image_result.tracking), None),
+            ("response_choi.csv", image_result.choi_rows(), None),
+        ]
+    for pid, dr in joined.items():
+        rows = [{"patient_id": pid, **r} for r in dr.rows]
+        tables.append((f"dose_response_{pid}.csv", rows, ["patient_id", *DOSE_RESPONSE_COLUMNS]))
     written = []
-    for name, rows in (("response_studies.csv", studies), ("response_lesions.csv", lesions)):
+    for name, rows, columns in tables:
+        fields = columns or (list(rows[0]) if rows else ["patient_id"])
         with atomic_paths([out / name]) as (tmp,):
             with open(tmp, "w", newline="", encoding="utf-8") as fh:
-                w = _csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["patient_id"])
+                w = _csv.DictWriter(fh, fieldnames=fields)
                 w.writeheader()
                 w.writerows(rows)
         written.append(out / name)
     figures = [("waterfall.png", waterfall_figure(patients))]
     figures += [(f"spider_{pid}.png", spider_figure(p)) for pid, p in patients.items()]
+    figures += [(f"dose_response_{pid}.png", dose_response_figure(dr.rows))
+                for pid, dr in joined.items()]  # fmt: skip
     for name, fig in figures:
         with atomic_paths([out / name]) as (tmp,):
             fig.savefig(tmp, format="png")

@@ -28,9 +28,11 @@ __all__ = [
     "GeometryError",
     "ImageDataError",
     "InconsistentSeriesError",
+    "MeasurementError",
     "MissingFieldError",
     "NuclideError",
     "QuantityError",
+    "ResponseError",
     "Strictness",
     "TheranetError",
     "TimingError",
@@ -129,6 +131,14 @@ class NuclideError(TheranetError, ValueError):
 
 class QuantityError(TheranetError, ValueError):
     """An operation does not apply to the image's physical quantity."""
+
+
+class ResponseError(TheranetError, ValueError):
+    """A response-assessment input is unusable (the message names the field and row)."""
+
+
+class MeasurementError(TheranetError, ValueError):
+    """A lesion mask or a measurement parameter is unusable (empty mask, bad threshold)."""
 
 
 class Strictness(enum.Enum):

@@ -56,7 +56,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from theranet.errors import GeometryError, ImageDataError, QuantityError, TheranetError
+from theranet.errors import GeometryError, ImageDataError, MeasurementError, QuantityError
 from theranet.image import Image, Labels, Quantity
 
 __all__ = [
@@ -91,10 +91,6 @@ _SPHERE_SUBSAMPLES = 8
 _MIN_AXIAL_COSINE = math.cos(math.radians(45.0))
 _NODE_WORDS = ("node", "nodal", "lymph")
 _NODE_TOKENS = frozenset({"ln", "ln.", "lnn"})
-
-
-class MeasurementError(TheranetError, ValueError):
-    """A lesion mask or a measurement parameter is unusable (empty mask, bad threshold)."""
 
 
 class Diameter(NamedTuple):

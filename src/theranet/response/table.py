@@ -52,7 +52,7 @@ from datetime import date
 from os import PathLike
 from pathlib import Path
 
-from theranet.errors import TheranetError
+from theranet.errors import ResponseError
 
 __all__ = [
     "COLUMNS",
@@ -98,10 +98,6 @@ _LENGTH_COLUMNS = ("longest_diameter", "short_axis", "slice_thickness")
 _TRUE = frozenset({"true", "yes", "y", "1", "t"})
 _FALSE = frozenset({"false", "no", "n", "0", "f"})
 _NUMBER_WITH_UNIT = re.compile(r"^\s*[-+]?(?:\d+(?:[.,]\d*)?|[.,]\d+)\s*([^\d\s.,+-].*?)\s*$")
-
-
-class ResponseError(TheranetError, ValueError):
-    """A response-assessment input is unusable (the message names the field and row)."""
 
 
 def _label(name: str, row: int | None) -> str:
