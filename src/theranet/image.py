@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import itertools
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from theranet._checks import positive
 from theranet.errors import (
     CalibrationError,
     GeometryError,
@@ -48,8 +50,11 @@ from theranet.errors import (
 if TYPE_CHECKING:  # pragma: no cover
     import SimpleITK as sitk
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "CANONICAL_UNITS",
+    "DECAY_FACTOR_INCONSISTENT",
     "DecayCorrection",
     "Image",
     "Labels",
@@ -58,8 +63,21 @@ __all__ = [
     "Quantity",
     "Timing",
     "affine_from_sitk",
+    "bsa_dubois_m2",
+    "ibw_sugawara_kg",
+    "lbm_james128_kg",
     "lbm_janmahasatian_kg",
 ]
+
+#: Marker a reader records in ``provenance.assumptions`` when Decay Factor
+#: (0054,1321) contradicts Frame Reference Time (0054,1300) (clinical.md §4.2);
+#: :meth:`Image.to_suv` refuses such an image.
+DECAY_FACTOR_INCONSISTENT = "DECAY_FACTOR_INCONSISTENT"
+
+_SUV_KINDS = ("bw", "lbm", "bsa", "ibw")
+_LBM_FORMULAS = ("janmahasatian", "james128")
+#: Height at which the Sugawara (1999) ideal body weight formulas are anchored, cm.
+_SUGAWARA_REFERENCE_HEIGHT_CM = 152.0
 
 
 class Quantity(enum.Enum):
@@ -71,6 +89,8 @@ class Quantity(enum.Enum):
     ACTIVITY_CONCENTRATION = "activity_concentration"
     SUVBW = "suvbw"
     SUL = "sul"
+    SUVBSA = "suvbsa"
+    SUVIBW = "suvibw"
     HU = "hu"
     INTENSITY = "intensity"
     DOSE = "dose"
@@ -102,6 +122,8 @@ CANONICAL_UNITS: Mapping[Quantity, str] = {
     Quantity.ACTIVITY_CONCENTRATION: "MBq/mL",
     Quantity.SUVBW: "g/mL",
     Quantity.SUL: "g/mL",
+    Quantity.SUVBSA: "cm2/mL",
+    Quantity.SUVIBW: "g/mL",
     Quantity.HU: "HU",
     Quantity.INTENSITY: "1",
     Quantity.DOSE: "Gy",
@@ -119,6 +141,8 @@ _DECAYING = frozenset(
         Quantity.ACTIVITY_CONCENTRATION,
         Quantity.SUVBW,
         Quantity.SUL,
+        Quantity.SUVBSA,
+        Quantity.SUVIBW,
     }
 )
 
@@ -602,20 +626,65 @@ class Image:
             quantity=Quantity.ACTIVITY,
         )
 
-    def to_suv(self, kind: str = "bw", *, lbm_formula: str = "janmahasatian") -> Image:
-        """Activity concentration -> SUV (body weight or lean body mass).
+    def to_suv(
+        self,
+        kind: str = "bw",
+        *,
+        lbm_formula: str = "janmahasatian",
+        ibw_cap: bool = False,
+    ) -> Image:
+        """Activity concentration -> SUV (body weight, lean body mass, BSA or IBW).
 
-        ``SUV = C * W / A_inj`` with ``C`` decay-corrected to the injection time,
-        ``A_inj`` the administered activity and ``W`` the body weight in g (SUVbw,
-        QIBA) or the lean body mass (SUL, Janmahasatian 2005; James-128 on request).
-        The values are decay-corrected to the injection time first, so any
-        decay-correction state is accepted.
+        ``SUV = C * N / A_inj`` with ``C`` the activity concentration
+        decay-corrected to the injection time, ``A_inj`` the administered
+        activity and ``N`` the normaliser (clinical.md §4.1):
+
+        ========  ==========================================================  ======
+        kind      N                                                           unit
+        ========  ==========================================================  ======
+        ``bw``    body weight, g (SUVbw, QIBA)                                g/mL
+        ``lbm``   lean body mass, g (SUL): Janmahasatian 2005 (default) or    g/mL
+                  James 1976 "James-128" (:func:`lbm_james128_kg`)
+        ``bsa``   body surface area, cm^2 (DuBois & DuBois 1916)              cm2/mL
+        ``ibw``   ideal body weight, g (Sugawara 1999)                        g/mL
+        ========  ==========================================================  ======
+
+        Bringing ``C`` back to the injection is the same as decaying
+        ``A_inj`` to the values' reference time (``A_ref = A_inj 2^(-Δt/T½)``,
+        clinical.md §4.2): the readers resolve DICOM START / ADMIN / NONE into
+        :class:`Timing`, and the ICRP-107 half-life of ``nuclide`` is used.
+
+        Refused (clinical.md §4.1, §4.2): values that are not activity
+        concentration; an unknown injection time, administered activity or
+        weight (height and sex for ``lbm`` and ``ibw``, height for ``bsa``);
+        known ``corrections`` lacking ``ATTN``, or lacking ``DECY`` while the
+        values claim a scanner decay correction (START, ADMIN); an injection
+        after the acquisition start (negative decay time); an image whose
+        reader recorded :data:`DECAY_FACTOR_INCONSISTENT`.
 
         Parameters
         ----------
-        kind : {"bw", "lbm"}
+        kind : {"bw", "lbm", "bsa", "ibw"}
         lbm_formula : {"janmahasatian", "james128"}
+            Lean body mass formula for ``kind="lbm"``, named in the provenance.
+        ibw_cap : bool
+            ``kind="ibw"`` only: cap the ideal body weight at the body weight
+            (3D Slicer). Default False: the Sugawara value unclamped (MITK),
+            with a recorded warning when IBW > W or H < 152 cm. Implementations
+            differ, so clinical.md §4.1 makes this a parameter.
+
+        Returns
+        -------
+        Image
+            Same grid, quantity ``SUVBW``, ``SUL``, ``SUVBSA`` or ``SUVIBW``,
+            values referred to the injection time.
         """
+        if kind not in _SUV_KINDS:
+            raise ValueError(f"kind: unknown SUV kind {kind!r}; use one of {_SUV_KINDS}")
+        if lbm_formula not in _LBM_FORMULAS:
+            raise ValueError(
+                f"lbm_formula: unknown {lbm_formula!r}; use 'janmahasatian' or 'james128'"
+            )
         if self.quantity is not Quantity.ACTIVITY_CONCENTRATION:
             raise QuantityError(
                 "quantity",
@@ -638,56 +707,135 @@ class Image:
                 None,
                 "supply the administered activity (CLI --activity-mbq)",
             )
-        w = self.patient.weight_kg
-        if w is None:
+        if self.patient.weight_kg is None:
             raise MissingFieldError(
                 "patient.weight_kg",
-                "unknown, needed for SUV",
+                "unknown (Patient's Weight (0010,1030) absent or 0), needed for SUV",
                 None,
-                "supply the patient weight (CLI --weight-kg)",
+                "supply the patient's weight in kg: CLI --weight-kg; Python "
+                "read_series(..., patient_weight_kg=...) or "
+                "image.replace(patient=PatientInfo(weight_kg=...))",
             )
-        if kind == "bw":
-            mass_kg, quantity, label = w, Quantity.SUVBW, "SUVbw"
-        elif kind == "lbm":
-            h, sex = self.patient.height_cm, self.patient.sex
-            if h is None or sex is None:
-                raise MissingFieldError(
-                    "patient.height_cm/sex",
-                    "needed for lean body mass",
-                    (h, sex),
-                    "supply height and sex (CLI --height-cm, --sex)",
-                )
-            if lbm_formula == "janmahasatian":
-                mass_kg = lbm_janmahasatian_kg(w, h, sex)
-            elif lbm_formula == "james128":
-                mass_kg = lbm_james128_kg(w, h, sex)
-            else:
-                raise ValueError(
-                    f"lbm_formula: unknown {lbm_formula!r}; use 'janmahasatian' or 'james128'"
-                )
-            quantity, label = Quantity.SUL, f"SUL ({lbm_formula})"
-        else:
-            raise ValueError(f"kind: unknown SUV kind {kind!r}; use 'bw' or 'lbm'")
-        if self.corrections is not None and "ATTN" not in self.corrections:
-            raise QuantityError(
-                "corrections",
-                "SUV needs attenuation-corrected values (ATTN), QIBA",
-                sorted(self.corrections),
-                "use the attenuation-corrected reconstruction",
-            )
+        normaliser, unit, quantity, label, notes = self._suv_normaliser(kind, lbm_formula, ibw_cap)
+        self._check_suv_corrections()
+        self._check_suv_decay_reference()
         at_inj = self.decay_correct_to(t.injection)
         if self.corrections is None:
-            at_inj = at_inj.replace(
-                provenance=at_inj.provenance.with_assumptions(
-                    ("corrections unknown: attenuation correction taken as applied for SUV",)
-                )
-            )
-        factor = mass_kg * 1000.0 / t.administered_activity_mbq  # g per MBq
+            notes = ("corrections unknown: attenuation correction taken as applied for SUV", *notes)
+        if notes:
+            at_inj = at_inj.replace(provenance=at_inj.provenance.with_assumptions(notes))
+        factor = normaliser / t.administered_activity_mbq  # g or cm^2 per MBq
         return at_inj._derive(
             (at_inj.data * factor).astype(np.float32),
-            f"{label}: x {mass_kg:.4g} kg * 1000 / {t.administered_activity_mbq:.6g} MBq",
+            f"{label}: x {normaliser / 1000.0 if unit == 'g' else normaliser:.6g} "
+            f"{'kg * 1000' if unit == 'g' else 'cm2'} / {t.administered_activity_mbq:.6g} MBq",
             quantity=quantity,
         )
+
+    def _suv_normaliser(
+        self, kind: str, lbm_formula: str, ibw_cap: bool
+    ) -> tuple[float, str, Quantity, str, tuple[str, ...]]:
+        """(normaliser, its unit "g" or "cm2", quantity, label, notes) of an SUV kind."""
+        p = self.patient
+        w = p.weight_kg
+        assert w is not None  # checked by to_suv
+        if kind == "bw":
+            return w * 1000.0, "g", Quantity.SUVBW, "SUVbw", ()
+        h, sex = p.height_cm, p.sex
+        what = {"lbm": "lean body mass (SUL)", "bsa": "body surface area (SUVbsa)",
+                "ibw": "ideal body weight (SUVibw)"}[kind]  # fmt: skip
+        if h is None or (kind != "bsa" and sex is None):
+            fields = "patient.height_cm" if kind == "bsa" else "patient.height_cm/sex"
+            raise MissingFieldError(
+                fields,
+                f"unknown, needed for the {what}",
+                h if kind == "bsa" else (h, sex),
+                "supply them: CLI --height-cm"
+                + ("" if kind == "bsa" else " and --sex")
+                + "; Python image.replace(patient=PatientInfo(weight_kg=..., height_cm=...,"
+                " sex='M' or 'F')) (DICOM Patient's Size (0010,1020) in m, Patient's Sex "
+                "(0010,0040))",
+            )
+        if kind == "lbm":
+            if lbm_formula == "james128":
+                lbm = lbm_james128_kg(w, h, sex)  # type: ignore[arg-type]
+            else:
+                lbm = lbm_janmahasatian_kg(w, h, sex)  # type: ignore[arg-type]
+            return lbm * 1000.0, "g", Quantity.SUL, f"SUL ({lbm_formula})", ()
+        if kind == "bsa":
+            bsa_cm2 = bsa_dubois_m2(w, h) * 1e4
+            return bsa_cm2, "cm2", Quantity.SUVBSA, "SUVbsa (DuBois)", ()
+        ibw = ibw_sugawara_kg(h, sex)  # type: ignore[arg-type]
+        notes: list[str] = []
+        if h < _SUGAWARA_REFERENCE_HEIGHT_CM:
+            notes.append(
+                f"SUVibw: height {h:.4g} cm below {_SUGAWARA_REFERENCE_HEIGHT_CM:g} cm; the "
+                f"Sugawara ideal body weight {ibw:.4g} kg is extrapolated"
+            )
+        if ibw > w:
+            capped = "; capped at the body weight (ibw_cap=True)" if ibw_cap else ""
+            notes.append(
+                f"SUVibw: Sugawara ideal body weight {ibw:.4g} kg exceeds the body weight "
+                f"{w:.4g} kg{capped}"
+            )
+            if ibw_cap:
+                ibw = w
+        for note in notes:
+            logger.warning(note)
+        label = "SUVibw (Sugawara" + (", capped at W)" if ibw_cap else ")")
+        return ibw * 1000.0, "g", Quantity.SUVIBW, label, tuple(notes)
+
+    def _check_suv_corrections(self) -> None:
+        """Refuse SUV when Corrected Image (0028,0051) lacks ATTN, or DECY for START/ADMIN."""
+        c = self.corrections
+        if c is None:
+            return
+        state = self.timing.decay_correction
+        lacking = [x for x in ("ATTN", "DECY") if x not in c]
+        if state not in (DecayCorrection.START, DecayCorrection.ADMIN) and "DECY" in lacking:
+            # NONE: the values are corrected here from the acquisition times (§4.2)
+            lacking.remove("DECY")
+        if lacking:
+            why = []
+            if "ATTN" in lacking:
+                why.append("SUV needs attenuation-corrected values (ATTN), QIBA")
+            if "DECY" in lacking:
+                why.append(
+                    f"the values are marked decay-corrected ({state.value}) but DECY is "
+                    "absent, so the correction is not confirmed"
+                )
+            raise QuantityError(
+                "corrections",
+                "; ".join(why) + f" (Corrected Image (0028,0051) lacks {' and '.join(lacking)})",
+                sorted(c),
+                "use the attenuation- and decay-corrected reconstruction; if the corrections "
+                "were applied and the header omits them, set image.replace(corrections=...)",
+            )
+
+    def _check_suv_decay_reference(self) -> None:
+        """Refuse SUV with a negative decay time or an inconsistent Decay Factor (§4.2)."""
+        t = self.timing
+        if any(DECAY_FACTOR_INCONSISTENT in a for a in self.provenance.assumptions):
+            raise TimingError(
+                "DecayFactor (0054,1321)",
+                f"{DECAY_FACTOR_INCONSISTENT}: the reader found the Decay Factor inconsistent "
+                "with Frame Reference Time (0054,1300) and the half-life, so the reference "
+                "time of the values is in doubt; SUV refused",
+                None,
+                "check the series' reference time and half-life, and re-export the series",
+                self.provenance.source or None,
+            )
+        assert t.injection is not None  # checked by to_suv
+        if t.acquisition_start is not None:
+            decay_h = _hours_between(t.injection, t.acquisition_start)
+            if decay_h < 0:
+                raise TimingError(
+                    "timing.injection",
+                    f"after the acquisition start {t.acquisition_start.isoformat()}: the decay "
+                    f"time would be negative ({decay_h * 60:.4g} min)",
+                    t.injection.isoformat(),
+                    "check the injection and scan datetimes (CLI --injection-datetime)",
+                )
 
     # -- resampling ---------------------------------------------------------
     def resample_to(
@@ -922,6 +1070,41 @@ def lbm_james128_kg(weight_kg: float, height_cm: float, sex: str) -> float:
             "use lbm_formula='janmahasatian'",
         )
     return a * weight_kg - b * (weight_kg / height_cm) ** 2
+
+
+def bsa_dubois_m2(weight_kg: float, height_cm: float) -> float:
+    """Body surface area, m^2 (DuBois & DuBois, Arch Intern Med 1916;17:863).
+
+    ``BSA = 0.007184 W^0.425 H^0.725`` with W in kg and H in cm (clinical.md
+    §4.1; 3D Slicer SUVFactorCalculator, MITK ``BodySurfaceAreaStrategy``).
+    """
+    w = positive(MissingFieldError, "patient.weight_kg", weight_kg, "kg")
+    h = positive(MissingFieldError, "patient.height_cm", height_cm, "cm")
+    return 0.007184 * w**0.425 * h**0.725
+
+
+def ibw_sugawara_kg(height_cm: float, sex: str) -> float:
+    """Ideal body weight, kg (Sugawara et al., Radiology 1999;213:521).
+
+    male ``48.0 + 1.06 (H - 152)``, female ``45.5 + 0.91 (H - 152)``, H in cm
+    (clinical.md §4.1; 3D Slicer SUVFactorCalculator, MITK
+    ``IdealBodyWeightStrategy``). The value is not clamped (see
+    :meth:`Image.to_suv` ``ibw_cap``); a height at which it is not positive is
+    refused.
+    """
+    h = positive(MissingFieldError, "patient.height_cm", height_cm, "cm")
+    a, b = {"M": (48.0, 1.06), "F": (45.5, 0.91)}.get(sex, (None, None))
+    if a is None or b is None:
+        raise MissingFieldError("sex", "must be 'M' or 'F'", sex)
+    ibw = a + b * (h - _SUGAWARA_REFERENCE_HEIGHT_CM)
+    if ibw <= 0:
+        raise MissingFieldError(
+            "patient.height_cm",
+            f"gives a non-positive Sugawara ideal body weight ({ibw:.3g} kg)",
+            height_cm,
+            "check the height (cm), or use kind='bw' or 'lbm'",
+        )
+    return ibw
 
 
 @dataclass(frozen=True, eq=False)

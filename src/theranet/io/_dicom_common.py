@@ -9,7 +9,12 @@ Conventions (see the DICOM standard PS3.3):
 * Radiopharmaceutical Start DateTime (0018,1078) is preferred; Start Time
   (0018,1072) has no date and is combined with the Series (or Study/Acquisition)
   Date, taking the previous day when that would place the injection after the
-  scan (midnight crossing), and recording that it did.
+  scan (midnight crossing), and recording that it did. When both are present
+  they must agree to one unit of the coarser precision (1 s, 1 min or 1 h),
+  else the header is refused; a Start DateTime with a date only takes its time
+  of day from Start Time. An injection after the scan is refused, and an
+  interval longer than 12 h for 18F (the same number of half-lives for other
+  nuclides) is recorded (clinical.md §4.2).
 * DICOM times are local wall-clock times. An aware datetime (a DT with an
   offset, or an aware ``injection=`` argument) is converted to the header's
   Timezone Offset From UTC (0008,0201) when present; otherwise its offset is
@@ -252,6 +257,10 @@ def nuclide_from_code(item: Dataset) -> str | None:
 #: ``injection_source`` of an injection time supplied as an argument.
 INJECTION_ARGUMENT = "injection argument"
 
+#: Injection-to-scan interval flagged (recorded, not refused) for 18F, h; the
+#: example of clinical.md §4.2, applied to other nuclides in half-lives.
+LONG_INTERVAL_F18_H = 12.0
+
 _MAX_WEIGHT_KG = 700.0
 _MAX_SIZE_M = 3.0
 
@@ -400,18 +409,30 @@ def _header_injection(
     if dt_s is not None:
         inj = parse_dt(dt_s)
         inj_src = tag_name("RadiopharmaceuticalStartDateTime")
-        if tm_s is not None and len(dt_s) >= 12:
-            tm = parse_tm(tm_s)
-            naive = inj.replace(tzinfo=None)
-            if (naive.hour, naive.minute) != (tm.hour, tm.minute):
+        dt_unit_s = _dt_precision_s(dt_s)
+        if dt_unit_s is None:  # a date without a time of day
+            if tm_s is None:
                 raise TimingError(
-                    tag_name("RadiopharmaceuticalStartTime"),
-                    f"disagrees with RadiopharmaceuticalStartDateTime {dt_s}",
-                    tm_s,
-                    "correct the header, or supply the injection datetime explicitly "
+                    inj_src,
+                    "has a date but no time of day, and Radiopharmaceutical Start Time "
+                    "(0018,1072) is absent",
+                    dt_s,
+                    "correct the header, or supply the injection datetime "
                     "(CLI --injection-datetime)",
                     source,
                 )
+            inj = datetime.combine(inj.date(), parse_tm(tm_s), inj.tzinfo)
+            inj_src = f"{inj_src} (date) + {tag_name('RadiopharmaceuticalStartTime')}"
+        elif tm_s is not None and _disagree(dt_s, dt_unit_s, tm_s):
+            raise TimingError(
+                tag_name("RadiopharmaceuticalStartTime"),
+                f"disagrees with RadiopharmaceuticalStartDateTime {dt_s} (by one unit of "
+                "the coarser precision or more)",
+                tm_s,
+                "correct the header, or supply the injection datetime explicitly "
+                "(CLI --injection-datetime)",
+                source,
+            )
     elif tm_s is not None:
         day_s = None
         for kw in ("SeriesDate", "StudyDate", "AcquisitionDate"):
@@ -449,6 +470,37 @@ def _header_injection(
             source,
         )
     return inj, inj_src
+
+
+def _dt_precision_s(dt_s: str) -> float | None:
+    """Unit (s) of the time of day in a DICOM DT: 3600, 60 or 1; None for a date only."""
+    m = re.fullmatch(r"\d{8}(\d*)(?:\.\d*)?(?:[+-]\d{4})?", dt_s.strip())
+    digits = len(m.group(1)) if m else 6
+    return {0: None, 2: 3600.0, 4: 60.0}.get(digits, 1.0)
+
+
+def _tm_precision_s(tm_s: str) -> float:
+    """Unit (s) of a DICOM TM: 3600 (HH), 60 (HHMM) or 1 (HHMMSS)."""
+    m = re.fullmatch(r"(\d{2})(\d{2})?(\d{2})?(?:\.\d*)?", tm_s.strip())
+    if m is None or m.group(3) is not None:
+        return 1.0
+    return 60.0 if m.group(2) is not None else 3600.0
+
+
+def _disagree(dt_s: str, dt_unit_s: float, tm_s: str) -> bool:
+    """True when Start DateTime and Start Time differ by one unit of the coarser precision.
+
+    Compared as wall-clock times of day (the TM has no date), across midnight.
+    """
+    t_dt = parse_dt(dt_s).replace(tzinfo=None).time()
+    t_tm = parse_tm(tm_s)
+
+    def seconds(t: time) -> float:
+        return t.hour * 3600 + t.minute * 60 + t.second + t.microsecond * 1e-6
+
+    diff = abs(seconds(t_dt) - seconds(t_tm))
+    diff = min(diff, 86400.0 - diff)
+    return diff >= max(dt_unit_s, _tm_precision_s(tm_s))
 
 
 def _header_total_dose(
@@ -820,6 +872,7 @@ def administration(
             )
             steps.append(f"nuclide unknown ({code_tag} absent or not recognised)")
     check_half_life(info.half_life_h, nuc, assumptions)
+    _note_long_interval(inj, scan_start, nuc, assumptions)
     return Administration(
         injection=inj,
         injection_source=inj_src,
@@ -828,6 +881,38 @@ def administration(
         nuclide=nuc,
         tracer=info.radiopharmaceutical,
     )
+
+
+def _note_long_interval(
+    injection: datetime | None,
+    scan_start: datetime | None,
+    nuclide: str | None,
+    assumptions: Assumptions,
+) -> None:
+    """Record (and log) an implausibly long injection-to-scan interval (clinical.md §4.2).
+
+    The example of §4.2, more than :data:`LONG_INTERVAL_F18_H` h for 18F, is
+    applied to every nuclide in half-lives (12 h / 109.77 min = 6.56
+    half-lives). A flag only: nothing is refused.
+    """
+    if injection is None or scan_start is None or nuclide is None:
+        return
+    from theranet.nuclides import Nuclide
+
+    s_cmp = scan_start.replace(tzinfo=None) if injection.tzinfo is None else scan_start
+    if (injection.tzinfo is None) != (s_cmp.tzinfo is None):
+        return
+    interval_h = (s_cmp - injection).total_seconds() / 3600.0
+    half_lives = interval_h / Nuclide(nuclide).half_life_h
+    limit = LONG_INTERVAL_F18_H / Nuclide("F-18").half_life_h
+    if half_lives > limit:
+        msg = (
+            f"injection-to-scan interval {interval_h:.4g} h is {half_lives:.3g} half-lives of "
+            f"{nuclide}, implausibly long (more than {limit:.3g}, i.e. "
+            f"{LONG_INTERVAL_F18_H:g} h for F-18): check the injection date and time"
+        )
+        logger.warning(msg)
+        assumptions.note(msg)
 
 
 def _float_attr(ds: Dataset, keyword: str) -> float | None:

@@ -22,9 +22,17 @@ Values
     Rescale Slope/Intercept are applied per slice, in float64, stored as
     float32. CT gives HU, MR gives intensity. NaN or infinite values are refused
     in both modes. PET follows Units (0054,1001): ``BQML`` (Bq/mL, converted to
-    MBq/mL), ``CNTS`` (counts, or Bq/mL through the Philips Activity
-    Concentration Scale Factor (7053,1009) when present), ``GML`` (SUVbw). An
-    absent or unknown unit is refused in both modes unless ``units=`` is given.
+    MBq/mL), ``CNTS`` (counts; Bq/mL through the Philips Activity
+    Concentration Scale Factor (7053,1009) when present, else SUVbw through the
+    Philips SUV Scale Factor (7053,1000) when present; factors per slice),
+    ``GML`` (SUVbw). An absent or unknown unit is refused in both modes unless
+    ``units=`` is given.
+
+Corrections (clinical.md §4.1)
+    Corrected Image (0028,0051) becomes ``Image.corrections`` (empty when
+    absent), so :meth:`~theranet.image.Image.to_suv` refuses values without
+    ``ATTN``, or without ``DECY`` when the scanner decay-corrected (START,
+    ADMIN). Gaps are noted in the provenance when reading.
 
 PET timing (clinical.md §4.2)
     ``START``: the scan reference time is SeriesDate/SeriesTime when it is not
@@ -36,6 +44,12 @@ PET timing (clinical.md §4.2)
     decay-corrected to a frame of the earliest start (ICRP-107 half-life of the
     nuclide, exact for frame-integrated values), so the volume refers to one
     frame; the correction is recorded in the provenance.
+    For START with Decay Factor (0054,1321) and Frame Reference Time
+    (0054,1300) on every slice, ``DecayFactor = 2^(FrameReferenceTime / T½)``
+    must hold to 1e-3 (relative); otherwise ``DECAY_FACTOR_INCONSISTENT`` is
+    refused when strict and recorded when lenient (SUV is then refused).
+    Radionuclide Total Dose (0018,1074) is in Bq in PET Image Storage and in
+    MBq in Enhanced PET: the SOP Class decides, never the magnitude.
 
 Administration and patient
     Injection, administered activity, nuclide, tracer and the patient's body
@@ -71,7 +85,14 @@ from theranet.errors import (
     TimingError,
     UnitError,
 )
-from theranet.image import DecayCorrection, Image, Provenance, Quantity, Timing
+from theranet.image import (
+    DECAY_FACTOR_INCONSISTENT,
+    DecayCorrection,
+    Image,
+    Provenance,
+    Quantity,
+    Timing,
+)
 from theranet.io._dicom_common import (
     administration,
     dicom_datetime,
@@ -105,6 +126,8 @@ _STEP_REL = 1e-2
 _DRIFT_REL = 0.1
 _TILT_ABS_MM = 2e-2
 _TILT_REL = 1e-3
+#: Decay Factor vs 2^(Frame Reference Time / T½), relative (clinical.md §4.2).
+_DECAY_FACTOR_RTOL = 1e-3
 
 
 @dataclass
@@ -224,8 +247,9 @@ def read_series(
 
     nuclide_name: str | None = None
     tracer: str | None = None
+    corrections: frozenset[str] | None = None
     if modality == "PT":
-        quantity, data, timing, nuclide_name, tracer = _pet(
+        quantity, data, timing, nuclide_name, tracer, corrections = _pet(
             slices,
             data,
             source,
@@ -237,6 +261,11 @@ def read_series(
             units=units,
             decay_correction=decay_correction,
         )
+        if quantity is Quantity.SUVBW and patient_weight_kg is not None:
+            assumptions.note(
+                "the SUVbw values were computed by the scanner with its header weight; the "
+                "patient_weight_kg argument does not change them"
+            )
     else:
         ignored = [
             name
@@ -273,6 +302,7 @@ def read_series(
         timing=timing,
         patient=patient,
         provenance=provenance,
+        corrections=corrections,
     )
 
 
@@ -847,49 +877,91 @@ def _pet_units(slices, source, units, steps) -> str:
     return header
 
 
+_PHILIPS_ACTIVITY_FACTOR = "Philips Activity Concentration Scale Factor (7053,1009)"
+_PHILIPS_SUV_FACTOR = "Philips SUV Scale Factor (7053,1000)"
+
+
+def _philips_factors(
+    slices: list[_Slice], offset: int, name: str, source: str, *, zero_is_absent: bool = False
+) -> np.ndarray | None:
+    """Per-slice Philips PET private factor; None when no slice has it.
+
+    Present in some slices only, not a number, or not positive (0 counts as
+    absent with ``zero_is_absent``, as in cornerstone calculate-suv) is an error.
+    """
+    raw = [_private(s.ds, 0x7053, _PHILIPS_PET_CREATOR, offset) for s in slices]
+    if zero_is_absent:
+        raw = [None if r is not None and _is_zero(r) else r for r in raw]
+    if all(r is None for r in raw):
+        return None
+    if any(r is None for r in raw):
+        raise InconsistentSeriesError(
+            name, "present in some files only", slices[raw.index(None)].name,
+            "re-export the series", source,
+        )  # fmt: skip
+    try:
+        values = np.array([float(r) for r in raw], dtype=np.float64)  # type: ignore[arg-type]
+    except ValueError:
+        values = np.array([np.nan])
+    if not np.all(np.isfinite(values) & (values > 0)):
+        raise UnitError(
+            name,
+            "must be a positive number",
+            raw[0],
+            "re-export the series, or pass units='CNTS' and calibrate the counts yourself",
+            source,
+        )
+    return values
+
+
+def _is_zero(text: str) -> bool:
+    try:
+        return float(text) == 0.0
+    except ValueError:
+        return False
+
+
+def _shown_factors(values: np.ndarray) -> str:
+    lo, hi = values.min(), values.max()
+    return f"{lo:.6g}" if lo == hi else f"{lo:.6g} to {hi:.6g} (per slice)"
+
+
 def _apply_units(slices, data, u, source, steps) -> tuple[Quantity, np.ndarray]:
+    """Rescaled values -> the quantity of Units (0054,1001) (clinical.md §4.1).
+
+    ``CNTS``: with the Philips Activity Concentration Scale Factor (7053,1009)
+    the values become Bq/mL (then MBq/mL), from which SUV is computed as for
+    ``BQML``; with only the Philips SUV Scale Factor (7053,1000) they become
+    SUVbw as the scanner computed it (cornerstone calculate-suv); with neither
+    they stay counts. Factors are applied per slice.
+    """
     if u == "BQML":
         steps.append("Units BQML: Bq/mL x 1e-6 -> MBq/mL")
         return Quantity.ACTIVITY_CONCENTRATION, data * 1e-6
     if u == "GML":
         steps.append("Units GML: values are SUVbw (g/mL) as written by the scanner")
         return Quantity.SUVBW, data
-    factors = [_private(s.ds, 0x7053, _PHILIPS_PET_CREATOR, 0x09) for s in slices]
-    suv_factor = _private(slices[0].ds, 0x7053, _PHILIPS_PET_CREATOR, 0x00)
-    if all(f is None for f in factors):
+    activity = _philips_factors(slices, 0x09, _PHILIPS_ACTIVITY_FACTOR, source)
+    suv = _philips_factors(slices, 0x00, _PHILIPS_SUV_FACTOR, source, zero_is_absent=True)
+    if activity is not None:
         steps.append(
-            "Units CNTS: values are counts (no Philips Activity Concentration Scale Factor "
-            "(7053,1009)); calibrate with to_activity_concentration"
-            + ("; Philips SUV Scale Factor (7053,1000) present, not used" if suv_factor else "")
+            f"Units CNTS with {_PHILIPS_ACTIVITY_FACTOR} = {_shown_factors(activity)}: "
+            "rescaled counts x factor -> Bq/mL, x 1e-6 -> MBq/mL"
+            + (f"; {_PHILIPS_SUV_FACTOR} present, not used" if suv is not None else "")
         )
-        return Quantity.COUNTS, data
-    if any(f is None for f in factors):
-        raise InconsistentSeriesError(
-            "Philips Activity Concentration Scale Factor (7053,1009)",
-            "present in some files only",
-            slices[factors.index(None)].name,
-            "re-export the series",
-            source,
+        return Quantity.ACTIVITY_CONCENTRATION, data * activity[:, None, None] * 1e-6
+    if suv is not None:
+        steps.append(
+            f"Units CNTS with {_PHILIPS_SUV_FACTOR} = {_shown_factors(suv)} (no "
+            f"{_PHILIPS_ACTIVITY_FACTOR}): rescaled counts x factor -> SUVbw (g/mL), as the "
+            "scanner computed it from its header weight, dose and times"
         )
-    try:
-        values = np.array([float(f) for f in factors], dtype=np.float64)
-    except ValueError:
-        values = np.array([np.nan])
-    if not np.all(np.isfinite(values) & (values > 0)):
-        raise UnitError(
-            "Philips Activity Concentration Scale Factor (7053,1009)",
-            "must be a positive number",
-            factors[0],
-            "re-export the series, or pass units='CNTS' and calibrate the counts yourself",
-            source,
-        )
-    lo, hi = values.min(), values.max()
-    shown = f"{lo:.6g}" if lo == hi else f"{lo:.6g} to {hi:.6g} (per slice)"
+        return Quantity.SUVBW, data * suv[:, None, None]
     steps.append(
-        "Units CNTS with Philips Activity Concentration Scale Factor (7053,1009) = "
-        f"{shown}: rescaled counts x factor -> Bq/mL, x 1e-6 -> MBq/mL"
+        f"Units CNTS: values are counts (no {_PHILIPS_ACTIVITY_FACTOR} or {_PHILIPS_SUV_FACTOR});"
+        " calibrate with to_activity_concentration"
     )
-    return Quantity.ACTIVITY_CONCENTRATION, data * values[:, None, None] * 1e-6
+    return Quantity.COUNTS, data
 
 
 def _pet(
@@ -924,14 +996,11 @@ def _pet(
 
     # -- corrections applied by the scanner
     flags = _multi(ds0, "CorrectedImage")
-    lacking = [f for f in ("ATTN", "DECY") if f not in {x.upper() for x in flags or ()}]
+    upper = {x.upper() for x in flags or ()}
+    lacking = [f for f in ("ATTN", "DECY") if f not in upper]
     step = CORRECTED_IMAGE_STEP + ("\\".join(flags) if flags else "(absent)")
     if lacking:
         step += f"; lacks {' and '.join(lacking)}"
-        assumptions.note(
-            f"{tag_name('CorrectedImage')}: lacks {' and '.join(lacking)}; the values are "
-            "not fully corrected and SUV is not meaningful (refused by the analysis)"
-        )
     steps.append(step)
 
     # -- decay-correction state
@@ -964,6 +1033,7 @@ def _pet(
         )
     else:
         dc = dc_header
+    _note_corrections(upper, dc, assumptions)
 
     # -- scan times
     t_series = _datetime(ds0, "SeriesDate", "SeriesTime", slices[0].name)
@@ -1008,6 +1078,8 @@ def _pet(
         source=source,
     )
     inj, hdr_inj, nuc = admin.injection, admin.header_injection, admin.nuclide
+    if dc == "START":
+        _check_decay_factor(slices, nuc, source, assumptions, steps)
 
     # -- frame duration(s)
     durations = [_header_float(s.ds, "ActualFrameDuration") for s in slices]
@@ -1061,7 +1133,98 @@ def _pet(
         reference=reference,
         injection_source=admin.injection_source,
     )
-    return quantity, data, timing, nuc, admin.tracer
+    corrections = frozenset(x.upper() for x in flags or ())
+    return quantity, data, timing, nuc, admin.tracer, corrections
+
+
+def _note_corrections(flags: set[str], dc: str, assumptions: Assumptions) -> None:
+    """Record Corrected Image (0028,0051) gaps that make SUV refused (clinical.md §4.1).
+
+    ATTN is always needed; DECY when the scanner decay-corrected (START,
+    ADMIN). For NONE, DECY is not expected (listing it contradicts
+    Decay Correction, noted) and the values are decay-corrected here.
+    """
+    lacking = [f for f in ("ATTN", "DECY") if f not in flags]
+    if dc == "NONE":
+        if "DECY" in flags:
+            assumptions.note(
+                f"{tag_name('CorrectedImage')} lists DECY while {tag_name('DecayCorrection')} "
+                "is NONE; the values are taken as not decay-corrected"
+            )
+        lacking = [f for f in lacking if f != "DECY"]
+    if lacking:
+        assumptions.note(
+            f"{tag_name('CorrectedImage')}: lacks {' and '.join(lacking)}; the values are "
+            "not fully corrected and SUV is refused (Image.to_suv)"
+        )
+
+
+def _check_decay_factor(
+    slices: list[_Slice],
+    nuc: str | None,
+    source: str,
+    assumptions: Assumptions,
+    steps: list[str],
+) -> None:
+    """Decay Factor (0054,1321) against Frame Reference Time (0054,1300) (clinical.md §4.2).
+
+    A scanner that decay-corrects to the series reference time (START) scales
+    slice ``k`` by ``DF_k = 2^(FRT_k / T½)``, ``FRT_k`` the offset (ms) of the
+    slice's values from that time. When both are on every slice,
+    ``|DF_k / 2^(FRT_k / T½) - 1| <= 1e-3`` is required, with the ICRP-107
+    half-life of the nuclide (the header half-life when the nuclide is
+    unknown). A failure is :data:`~theranet.image.DECAY_FACTOR_INCONSISTENT`:
+    refused when strict; when lenient the values are kept, the failure is
+    recorded, and :meth:`~theranet.image.Image.to_suv` refuses SUV.
+    """
+    frt = [_header_float(s.ds, "FrameReferenceTime") for s in slices]
+    df = [_header_float(s.ds, "DecayFactor") for s in slices]
+    tags = f"{tag_name('DecayFactor')} and {tag_name('FrameReferenceTime')}"
+    if all(v is None for v in frt + df):
+        return
+    if any(v is None for v in frt + df):
+        steps.append(f"{tags} not on every slice: their consistency is not checked")
+        return
+    if nuc is not None:
+        from theranet.nuclides import Nuclide
+
+        half_life_h, hl_src = Nuclide(nuc).half_life_h, f"ICRP-107 half-life of {nuc}"
+    else:
+        hl_s = _header_float(_rp_item(slices[0].ds), "RadionuclideHalfLife")
+        if hl_s is None or not (math.isfinite(hl_s) and hl_s > 0):
+            steps.append(f"{tags}: half-life unknown, their consistency is not checked")
+            return
+        half_life_h, hl_src = hl_s / 3600.0, f"header {tag_name('RadionuclideHalfLife')}"
+    frt_ms = np.array(frt, dtype=np.float64)
+    factor = np.array(df, dtype=np.float64)
+    expected = np.exp2(frt_ms / 3.6e6 / half_life_h)
+    with np.errstate(invalid="ignore"):
+        rel = np.abs(factor / expected - 1.0)
+        bad = np.flatnonzero(~(rel <= _DECAY_FACTOR_RTOL))
+    if bad.size == 0:
+        steps.append(
+            f"{tags} consistent on all {len(slices)} slices: Decay Factor = "
+            f"2^(FrameReferenceTime / T½) with the {hl_src} (largest relative difference "
+            f"{rel.max():.2g} <= {_DECAY_FACTOR_RTOL:g})"
+        )
+        return
+    k = int(bad[0])
+    assumptions.allow(
+        TimingError(
+            tag_name("DecayFactor"),
+            f"{DECAY_FACTOR_INCONSISTENT}: {factor[k]:.6g} in {slices[k].name}, but "
+            f"2^(FrameReferenceTime / T½) = 2^({frt_ms[k]:.6g} ms / "
+            f"{half_life_h * 3.6e6:.6g} ms) = {expected[k]:.6g} with the {hl_src} "
+            f"(relative difference {rel[k]:.3g} > {_DECAY_FACTOR_RTOL:g}; "
+            f"{bad.size} slice(s))",
+            df[k],
+            "the vendor reference time or half-life is in doubt: check and re-export the "
+            "series, or read with strictness='lenient' to keep the values (SUV is then "
+            "refused)",
+            source,
+        ),
+        "values kept as decay-corrected to the scan reference time; SUV is refused",
+    )
 
 
 def _scan_reference(

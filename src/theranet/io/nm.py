@@ -40,11 +40,17 @@ Decay correction
     Corrected Image (0028,0051) lists ``DECY`` without it, the reference is
     unknown: strict reading refuses, lenient reading assumes ``START``.
 
+    Corrected Image (0028,0051), when present, becomes ``Image.corrections``,
+    so :meth:`~theranet.image.Image.to_suv` refuses values without ``ATTN``
+    (and without ``DECY`` when START or ADMIN), as for PET (clinical.md §4.1).
+
 Administration and patient
     Injection, administered activity, nuclide, tracer and the patient's body
     data are read by :func:`theranet.io._dicom_common.administration` and
     :func:`~theranet.io._dicom_common.patient_info`, the code the series reader
     uses, so both readers take the same paths and record them in the same words.
+    Radionuclide Total Dose (0018,1074) is in MBq in NM Image Storage (in Bq in
+    PET Image Storage): the SOP Class decides, never the magnitude.
 """
 
 from __future__ import annotations
@@ -893,6 +899,7 @@ def read_nm_spect(
         timing=timing,
         patient=patient,
         provenance=Provenance(source=f"NM {source}", steps=tuple(steps)),
+        corrections=frozenset(_multi(ds, "CorrectedImage")) if "CorrectedImage" in ds else None,
     )
     if calibration_cps_per_mbq is not None and values.quantity is Quantity.COUNTS:
         image = image.to_activity_concentration(float(calibration_cps_per_mbq))
