@@ -295,8 +295,13 @@ def generate_study(
                 pl = imaging.simulate_planar(
                     true_img, mu, spect, acquisition_s=600.0, seed=noise_seed + 500 + i
                 )
+                # the writer takes rows towards the feet (Patient Orientation L\F);
+                # the projection keeps the volume's slice order
+                ant, post = pl.anterior, pl.posterior
+                if anatomy.affine[2, 0] > 0:  # slice index runs towards the head
+                    ant, post = np.flip(ant, axis=0), np.flip(post, axis=0)
                 write_nm_planar(
-                    tp / "planar.dcm", pl.anterior, pl.posterior, ctx, pixel_mm=pl.pixel_mm,
+                    tp / "planar.dcm", ant, post, ctx, pixel_mm=pl.pixel_mm,
                     tracer=entry.name, acquisition_datetime=acq, frame_duration_s=600.0,
                     injection_datetime=inj, administered_activity_mbq=kin.administered_mbq,
                     series_number=4,
@@ -316,6 +321,10 @@ def generate_study(
     gt["labels_file"] = "labels.nii.gz"
     if spect is not None:
         gt["spect_fwhm_mm"] = spect.fwhm_mm
+    if planar:
+        # the planar system sensitivity (cps/MBq) of the views in planar.dcm, as a site
+        # measures it with a source in air (clinical.md §4.5)
+        gt["planar_sensitivity_cps_per_mbq"] = spect.planar_sensitivity_cps_per_mbq
     gt["blood_samples_file"] = _write_blood_samples(out / "blood_samples.csv", kin, times)
     gt["cycle"] = cycle
     gt_path = out / "ground_truth.json"
