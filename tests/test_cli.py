@@ -313,3 +313,20 @@ def test_kernel_sphere_and_errors(tmp_path, monkeypatch):
     assert not (tmp_path / "x.csv").exists()
     r = runner.invoke(app, ["kernel", "Lu-177", "--sphere-g", "-1"])
     assert r.exit_code == 2 and "mass_g" in r.output
+
+
+def test_pathway_text_json_and_unknown_type():
+    """MTC with Ct > 1000 pg/mL: 18F-DOPA PET first, FDG PET beside it
+    (clinical.md §2, ATA-MTC / EANM rows)."""
+    import json
+
+    r = CliRunner().invoke(app, ["pathway", "mtc", "--calcitonin-pg-ml", "2000", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    assert doc["inputs"]["calcitonin_band"] == "gt_1000"
+    first = doc["imaging"][0]
+    assert "DOPA" in json.dumps(first)
+    r = CliRunner().invoke(app, ["pathway", "ppgl", "--site", "head_and_neck"])
+    assert r.exit_code == 0 and "68Ga" in r.output
+    r = CliRunner().invoke(app, ["pathway", "bogus"])
+    assert r.exit_code == 2 and "unknown tumour type" in r.output

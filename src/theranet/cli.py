@@ -818,6 +818,68 @@ def plan(
 
 
 @app.command()
+def pathway(
+    tumour: Annotated[
+        str | None, typer.Argument(help="Tumour type or alias (see --list): gep_net, ppgl, mtc...")
+    ] = None,
+    genotype: Annotated[str | None, typer.Option(help="Germline genotype (PPGL): sdhx...")] = None,
+    site: Annotated[
+        str | None, typer.Option(help="Tumour site (PPGL): adrenal, head_neck...")
+    ] = None,
+    ki67_percent: Annotated[
+        float | None, typer.Option("--ki67-percent", "--ki67", help="Ki-67 index, %.")
+    ] = None,
+    calcitonin_pg_ml: Annotated[
+        float | None, typer.Option(help="Serum calcitonin, pg/mL (medullary thyroid carcinoma).")
+    ] = None,
+    grade: Annotated[
+        str | None, typer.Option(help="Grade or type: G1, G2, G3, typical, atypical, malignant.")
+    ] = None,
+    question: Annotated[str | None, typer.Option(help="Clinical question, e.g. therapy.")] = None,
+    unavailable: Annotated[
+        str | None, typer.Option(help="Tracers or modalities not available, comma-separated.")
+    ] = None,
+    table: Annotated[
+        Path | None, typer.Option(help="Site rule table (TOML) merged onto the shipped one.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    list_types: Annotated[
+        bool, typer.Option("--list", help="List the tumour types and their inputs.")
+    ] = False,
+) -> None:
+    """Imaging lines and therapy options for a tumour type, each with its source."""
+    import json as _json
+
+    from theranet import pathway as pw
+
+    try:
+        rules = pw.load_table(table) if table is not None else None
+        if list_types:
+            types = pw.tumour_types(rules)
+            t = Table("tumour", "aliases", "genotypes", "sites", "grades", "questions",
+                      title=f"Pathway rule table {pw.table_version(rules)}")  # fmt: skip
+            for name, tt in types.items():
+                cols = (tt.aliases, tt.genotypes, tt.sites, tt.grades, tt.questions)
+                t.add_row(name, *(", ".join(c) for c in cols))
+            console.print(t)
+            return
+        if tumour is None:
+            raise typer.BadParameter("give a tumour type (or --list)", param_hint="TUMOUR")
+        names = [u.strip() for u in (unavailable or "").split(",") if u.strip()]
+        result = pw.recommend(
+            tumour, genotype=genotype, site=site, ki67_percent=ki67_percent,
+            calcitonin_pg_ml=calcitonin_pg_ml, grade=grade, question=question,
+            unavailable=names, table=rules,
+        )  # fmt: skip
+    except (TheranetError, ValueError) as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(_json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        typer.echo(result.format_text(width=max(60, min(console.width, 120))))
+
+
+@app.command()
 def response(
     study_dirs: Annotated[
         list[Path] | None,
