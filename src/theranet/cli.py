@@ -818,6 +818,71 @@ def plan(
 
 
 @app.command()
+def assess(
+    scan_dir: Annotated[Path, typer.Argument(help="One diagnostic PET/CT or SPECT/CT folder.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    fwhm_mm: Annotated[
+        float, typer.Option(help="Reconstructed system resolution of the scan, mm.")
+    ],
+    labels: Annotated[
+        Path | None,
+        typer.Option(help="Organ label map on the CT (NIfTI, SEG, RTSTRUCT) with the liver."),
+    ] = None,
+    question: Annotated[
+        str, typer.Option(help="Eligibility to decide: prrt, mibg, or none.")
+    ] = "prrt",
+    clinical: Annotated[
+        Path | None,
+        typer.Option(help="Labs and clinical facts (TOML/JSON: [labs], [clinical], medications)."),
+    ] = None,
+    weight_kg: Annotated[float | None, typer.Option(help="Patient weight, kg (SUV).")] = None,
+    height_cm: Annotated[float | None, typer.Option(help="Patient height, cm (SUL).")] = None,
+    sex: Annotated[str | None, typer.Option(help="Patient sex, M or F (SUL).")] = None,
+    strictness: StrictnessOpt = "strict",
+    no_report: Annotated[bool, typer.Option("--no-report", help="Skip HTML/PDF.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+) -> None:
+    """Lesions, uptake scores and therapy eligibility of a diagnostic scan."""
+    from theranet.assessment import read_clinical_file, run_assessment
+
+    try:
+        facts = read_clinical_file(clinical) if clinical is not None else None
+        with _progress("assessment", quiet) as progress:
+            result = run_assessment(
+                scan_dir, out, labels_path=labels, fwhm_mm=fwhm_mm,
+                question=None if question == "none" else question, weight_kg=weight_kg,
+                height_cm=height_cm, sex=sex, clinical=facts, strictness=strictness,
+                report=not no_report, progress=progress,
+            )  # fmt: skip
+    except (TheranetError, ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+    suv = result.modality == "PET"
+    t = Table("lesion", "site", "volume (mL)", "SUVmax" if suv else "max (MBq/mL)", "T/L",
+              "Krenning-eq.", title=f"{result.tracer} {result.modality}: "
+              f"{len(result.krenning)} lesions")  # fmt: skip
+    for les, s in zip(result.lesions.lesions, result.krenning, strict=True):
+        top = les.suv_max if suv else les.max_mbq_per_ml
+        t.add_row(les.name, les.site, f"{les.volume_ml:.1f}", f"{top:.3g}",
+                  "" if les.tlr is None else f"{les.tlr:.2f}", str(s.grade))  # fmt: skip
+    console.print(t)
+    if result.eligibility is not None:
+        el = result.eligibility
+        console.print(f"{el.therapy} eligibility: {el.verdict}")
+        for r in el.reasons:
+            if r.passed is False:
+                console.print(f"  not met: {r.rule}: {r.text}")
+        if el.missing:
+            console.print(
+                f"  not supplied ({len(el.missing)}, give them with --clinical): "
+                + ", ".join(el.missing)
+            )
+    for w in result.warnings:
+        console.print(f"warning: {w}")
+    if not quiet:
+        console.print("wrote " + ", ".join(sorted(result.files)))
+
+
+@app.command()
 def pathway(
     tumour: Annotated[
         str | None, typer.Argument(help="Tumour type or alias (see --list): gep_net, ppgl, mtc...")

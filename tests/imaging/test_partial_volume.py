@@ -183,3 +183,21 @@ def test_bad_inputs():
     far = img.replace(affine=_affine(4.0, origin=(1000.0, 0.0, 0.0)))
     with pytest.raises(GeometryError, match="field of view"):
         transfer_matrix(labels, far, fwhm)
+
+
+def test_sphere_centre_recovery_equals_the_numerical_integral():
+    """Centre of a uniform sphere blurred by a 3-D Gaussian: the Gaussian mass
+    within the radius, integrated numerically over shells (4 pi r^2 g(r) dr)."""
+    from scipy import integrate
+
+    from theranet.imaging.partial_volume import FWHM_TO_SIGMA, sphere_centre_recovery
+
+    for d_mm, fwhm_mm in [(10.0, 10.0), (20.0, 10.0), (30.0, 10.0), (15.6, 5.5), (40.0, 14.0)]:
+        s = fwhm_mm * FWHM_TO_SIGMA
+        g = lambda r, s=s: (
+            4 * np.pi * r * r * np.exp(-r * r / (2 * s * s)) / (2 * np.pi * s * s) ** 1.5
+        )  # noqa: E731, E501
+        expected = integrate.quad(g, 0.0, d_mm / 2.0, epsabs=1e-13, epsrel=1e-12)[0]
+        assert sphere_centre_recovery(d_mm, fwhm_mm) == pytest.approx(expected, rel=1e-9)
+    with pytest.raises(ValueError, match="diameter_mm"):
+        sphere_centre_recovery(0.0, 5.0)

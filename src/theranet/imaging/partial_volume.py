@@ -40,7 +40,13 @@ from scipy import ndimage
 from theranet.errors import GeometryError, QuantityError
 from theranet.image import Image, Labels, Quantity
 
-__all__ = ["FWHM_TO_SIGMA", "PVCResult", "TransferMatrix", "transfer_matrix"]
+__all__ = [
+    "FWHM_TO_SIGMA",
+    "PVCResult",
+    "TransferMatrix",
+    "sphere_centre_recovery",
+    "transfer_matrix",
+]
 
 #: sigma = FWHM / (2 sqrt(2 ln 2)).
 FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
@@ -176,6 +182,44 @@ class TransferMatrix:
         with np.errstate(divide="ignore", invalid="ignore"):
             rec = np.where(c > 0, t / c, np.nan)
         return PVCResult(self.regions, c, sd, t, rec)
+
+
+def sphere_centre_recovery(diameter_mm: float, fwhm_mm: float) -> float:
+    """Recovery of the maximum of a uniform sphere blurred by a 3-D Gaussian.
+
+    The blurred value at the centre over the true concentration, in closed form
+    for a sphere of radius ``R`` and a Gaussian of standard deviation ``s``:
+
+        RC = erf(R / (s sqrt 2)) - sqrt(2 / pi) (R / s) exp(-R^2 / (2 s^2))
+
+    (the probability that a 3-D normal vector lies within ``R``: the chi
+    distribution with 3 degrees of freedom). It is the most a lesion's maximum can
+    recover without noise; below about three FWHM in diameter (RC < 0.99) an
+    uptake score taken from the lesion maximum is biased low.
+
+    Parameters
+    ----------
+    diameter_mm : float
+        Sphere diameter, mm (> 0).
+    fwhm_mm : float
+        System resolution, mm (> 0).
+
+    Returns
+    -------
+    float
+        In (0, 1).
+
+    Examples
+    --------
+    >>> round(sphere_centre_recovery(3 * 10.0, 10.0), 4)
+    0.9941
+    """
+    if not (math.isfinite(diameter_mm) and diameter_mm > 0):
+        raise ValueError(f"diameter_mm: must be a positive length, got {diameter_mm!r}")
+    if not (math.isfinite(fwhm_mm) and fwhm_mm > 0):
+        raise ValueError(f"fwhm_mm: must be a positive length, got {fwhm_mm!r}")
+    x = 0.5 * diameter_mm / (fwhm_mm * FWHM_TO_SIGMA)
+    return math.erf(x / math.sqrt(2.0)) - math.sqrt(2.0 / math.pi) * x * math.exp(-0.5 * x * x)
 
 
 def _bbox(mask: NDArray[np.bool_]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:

@@ -321,6 +321,8 @@ def generate_study(
     gt["labels_file"] = "labels.nii.gz"
     if spect is not None:
         gt["spect_fwhm_mm"] = spect.fwhm_mm
+    if is_pet:
+        gt["pet_fwhm_mm"] = imaging.pet_model(nuclide).fwhm_mm
     if planar:
         # the planar system sensitivity (cps/MBq) of the views in planar.dcm, as a site
         # measures it with a source in air (clinical.md §4.5)
