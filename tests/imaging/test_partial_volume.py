@@ -194,10 +194,11 @@ def test_sphere_centre_recovery_equals_the_numerical_integral():
 
     for d_mm, fwhm_mm in [(10.0, 10.0), (20.0, 10.0), (30.0, 10.0), (15.6, 5.5), (40.0, 14.0)]:
         s = fwhm_mm * FWHM_TO_SIGMA
-        g = lambda r, s=s: (
-            4 * np.pi * r * r * np.exp(-r * r / (2 * s * s)) / (2 * np.pi * s * s) ** 1.5
-        )  # noqa: E731, E501
-        expected = integrate.quad(g, 0.0, d_mm / 2.0, epsabs=1e-13, epsrel=1e-12)[0]
+
+        def shell(r, s=s):
+            return 4 * np.pi * r * r * np.exp(-r * r / (2 * s * s)) / (2 * np.pi * s * s) ** 1.5
+
+        expected = integrate.quad(shell, 0.0, d_mm / 2.0, epsabs=1e-13, epsrel=1e-12)[0]
         assert sphere_centre_recovery(d_mm, fwhm_mm) == pytest.approx(expected, rel=1e-9)
     with pytest.raises(ValueError, match="diameter_mm"):
         sphere_centre_recovery(0.0, 5.0)
