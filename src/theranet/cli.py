@@ -966,6 +966,13 @@ def response(
     confirmation: Annotated[
         bool, typer.Option(help="Require confirmation of CR/PR (>= 4 weeks) for the best response.")
     ] = False,
+    criteria: Annotated[
+        str,
+        typer.Option(
+            help="recist (RECIST 1.1) or mrecist (measurements only: the target LD column "
+            "holds the viable, arterially enhancing diameter).",
+        ),
+    ] = "recist",
     register: Annotated[
         str, typer.Option(help="Follow-up CT to baseline CT: rigid, or none (already aligned).")
     ] = "rigid",
@@ -992,6 +999,15 @@ def response(
         raise typer.BadParameter(
             "give either study folders or --measurements FILE.csv", param_hint="STUDY_DIRS"
         )
+    if criteria not in ("recist", "mrecist"):
+        raise typer.BadParameter("use recist or mrecist", param_hint="--criteria")
+    if criteria == "mrecist":
+        if measurements is None:
+            raise typer.BadParameter(
+                "mRECIST needs the viable diameters: give --measurements", param_hint="--criteria"
+            )
+        _mrecist(measurements, out)
+        return
     image_result = None
     try:
         if measurements is not None:
@@ -1046,6 +1062,46 @@ def response(
     if out is None:
         return
     _write_response(out, patients, image_result, joined)
+
+
+def _mrecist(measurements: Path, out: Path | None) -> None:
+    """mRECIST from a measurement table: printed, and written to OUT/response_mrecist.csv."""
+    import csv as _csv
+
+    from theranet.io._atomic import atomic_paths
+    from theranet.response.mrecist import mrecist_from_measurements
+    from theranet.response.table import read_measurements
+
+    try:
+        patients = mrecist_from_measurements(read_measurements(measurements))
+    except (TheranetError, ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+    t = Table("patient", "study", "viable sum (mm)", "vs baseline", "vs nadir", "target",
+              "overall", title="mRECIST")  # fmt: skip
+    rows = []
+    for pid, (baseline, results) in patients.items():
+        t.add_row(pid, "baseline", f"{baseline.sum_mm:.1f}", "", "", "", "")
+        for r in results:
+            nadir = "" if r.change_from_nadir_pct is None else f"{r.change_from_nadir_pct:+.1f} %"
+            t.add_row(pid, r.study_date.isoformat(), f"{r.sum_mm:.1f}",
+                      f"{r.change_from_baseline_pct:+.1f} %", nadir, str(r.target),
+                      str(r.overall))  # fmt: skip
+            rows.append({"patient_id": pid, "study_date": r.study_date.isoformat(),
+                         "viable_sum_mm": r.sum_mm, "nadir_mm": r.nadir_mm,
+                         "change_from_baseline_pct": r.change_from_baseline_pct,
+                         "change_from_nadir_pct": r.change_from_nadir_pct,
+                         "target": str(r.target), "overall": str(r.overall),
+                         "reasons": "; ".join(r.reasons)})  # fmt: skip
+    console.print(t)
+    if out is None:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_paths([out / "response_mrecist.csv"]) as (tmp,):
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            w = _csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["patient_id"])
+            w.writeheader()
+            w.writerows(rows)
+    console.print(f"wrote {out / 'response_mrecist.csv'}")
 
 
 def _dose_response_table(pid: str, dr) -> Table:

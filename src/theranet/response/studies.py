@@ -64,6 +64,9 @@ from theranet.image import Image, Labels
 from theranet.response.choi import ChoiResult, ChoiStudy, choi_response
 from theranet.response.measure import LesionMeasurement, measure_lesions
 from theranet.response.recist import (
+    MAX_TARGETS,
+    MAX_TARGETS_PER_ORGAN,
+    NODE_NORMAL_BELOW_MM,
     Measurability,
     PatientResponse,
     assess_patient,
@@ -73,8 +76,6 @@ from theranet.response.table import Measurement, ResponseError
 from theranet.response.tracking import Matching, match_lesions
 
 __all__ = [
-    "MAX_TARGETS",
-    "MAX_TARGETS_PER_ORGAN",
     "ImageResponse",
     "ImagingStudy",
     "assess_studies",
@@ -83,10 +84,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: RECIST 1.1: at most five target lesions in all...
-MAX_TARGETS = 5
-#: ...and at most two per organ.
-MAX_TARGETS_PER_ORGAN = 2
 #: Organ under which lymph nodes are grouped.
 NODE_ORGAN = "lymph node"
 
@@ -510,7 +507,7 @@ def assess_studies(
             elif label in non_targets:
                 fm = _matched(matching, fu, label)
                 still = label in present and not (
-                    node and fm is not None and fm.short_axis_mm < 10.0
+                    node and fm is not None and fm.short_axis_mm < NODE_NORMAL_BELOW_MM
                 )
                 add(study, label, "non_target", fm, None, "present" if still else "absent",
                     m.name, organ, node)  # fmt: skip
