@@ -246,3 +246,67 @@ def test_cli_assess(ga68, tmp_path):
     r = CliRunner().invoke(app, ["assess", str(tp), "--out", str(tmp_path / "o2"),
                                  "--fwhm-mm", "5", "--question", "mibg"])  # fmt: skip
     assert r.exit_code == 2 and "MIBG" in r.output
+
+
+@pytest.fixture(scope="module")
+def fdg_scan(tmp_path_factory):
+    """An 18F-FDG PET/CT of the same digital patient (seed 0) at 60 min."""
+    from theranet.phantom.generate import generate_study
+
+    root = tmp_path_factory.mktemp("fdg")
+    generate_study(root, tracer="18F-FDG", activity_gbq=0.25, times_h=(1.0,), seed=0,
+                   with_dose=False)  # fmt: skip
+    truth = json.loads((root / "ground_truth.json").read_text())
+    return root / "tp1_1h", truth
+
+
+def test_dual_tracer_fdg_positivity_follows_the_designed_uptake(ga68, fdg_scan, tmp_path):
+    """NETPET (clinical.md §3.3): an SSTR lesion is FDG-positive when its FDG uptake is
+    above the normal liver. The truth is the phantom's FDG concentration of each lesion
+    relative to the liver at the scan time; lesions of 2 mL or more clearly above
+    (>= 1.25 x liver) must be positive, those clearly below (<= 0.8 x) negative."""
+    root, tp, truth, _ = ga68
+    fdg_tp, fdg_truth = fdg_scan
+    result = run_assessment(
+        tp, tmp_path / "out", labels_path=root / "study" / "labels.nii.gz",
+        fwhm_mm=_fwhm(truth), fdg_dir=fdg_tp, fdg_fwhm_mm=_fwhm(fdg_truth), report=False,
+    )  # fmt: skip
+    dual = result.dual_tracer
+    assert dual is not None and dual.netpet is not None
+
+    def conc(name):
+        r = fdg_truth["regions"][name]
+        return r["activity_mbq"][0] / r["volume_ml"]
+
+    liver = conc("liver")
+    ct = read_series(tp / "ct")
+    true = read_regions(root / "study" / "labels.nii.gz", ct)
+    on_grid = np.asarray(true.resample_to(result.lesions.labels.image).image.data)
+    found = np.asarray(result.lesions.labels.image.data)
+    checked = 0
+    for les, row in zip(result.lesions.lesions, dual.per_lesion, strict=True):
+        counts = np.bincount(on_grid[found == les.lesion_id].astype(np.int64))
+        hits = {true.names.get(int(v), ""): int(counts[v]) for v in np.flatnonzero(counts)}
+        hits = {n: c for n, c in hits.items() if n.startswith("lesion")}
+        if not hits:
+            continue
+        name = max(hits, key=hits.get)
+        ratio = conc(name) / liver
+        if fdg_truth["regions"][name]["volume_ml"] < 2.0 or 0.8 < ratio < 1.25:
+            continue
+        assert row["fdg_positive"] is (ratio >= 1.25), (name, ratio, row)
+        checked += 1
+    assert checked >= 5
+    doc_grade = dual.netpet.grade
+    assert doc_grade in {"P1", "P2", "P3", "P4", "P4a", "P4b", "P5"}
+    # PRRT eligibility took the dual-tracer result in
+    reason = result.eligibility.reason("prrt_sstr_negative_fdg_positive")
+    assert reason.passed is (not dual.fdg_only)
+
+
+def test_fdg_option_needs_an_fdg_scan(ga68, tmp_path):
+    root, tp, truth, _ = ga68
+    with pytest.raises(AssessmentError, match="FDG"):
+        run_assessment(tp, tmp_path / "out", labels_path=root / "study" / "labels.nii.gz",
+                       fwhm_mm=_fwhm(truth), fdg_dir=tp, report=False)  # fmt: skip
+    assert not (tmp_path / "out").exists()

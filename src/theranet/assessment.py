@@ -21,10 +21,21 @@
    half-maximum volume recovers less than :data:`PV_RECOVERY_LIMIT`,
    :func:`theranet.imaging.partial_volume.sphere_centre_recovery`) is flagged
    ``pv_limited``: its grade may be too low.
-6. **Eligibility.** PRRT (clinical.md §5.1) or 131I-MIBG therapy (§5.4) with every
+6. **Dual tracer** (``fdg_dir``, an 18F-FDG PET/CT of the same patient): the FDG CT
+   is registered rigidly to the SSTR CT, the FDG PET resampled onto the SSTR grid
+   and searched with the same organ labels (brain and heart wall excluded as well);
+   each SSTR lesion is FDG-positive where an FDG lesion overlaps it, every FDG
+   lesion overlapping no SSTR lesion is SSTR-negative/FDG-positive (NETPET P5), and
+   FDG is "higher", "equal" or "lower" than SSTR by the ratio of the lesion's
+   tumour-to-liver ratios on the two scans, "equal" within
+   :data:`NETPET_EQUAL_TLR_RATIO` [UNCERTAIN: NETPET compares the intensities
+   visually; this quantitative stand-in is an implementation choice]. The patient
+   NETPET grade is the worst lesion's (clinical.md §3.3) and enters the PRRT
+   eligibility.
+7. **Eligibility.** PRRT (clinical.md §5.1) or 131I-MIBG therapy (§5.4) with every
    reason and its source; what was not supplied (laboratory values, performance
    status) leaves the verdict undetermined, never eligible.
-7. **Outputs** (written to a temporary folder, moved into OUT only when complete):
+8. **Outputs** (written to a temporary folder, moved into OUT only when complete):
    ``lesions.csv``, ``assessment.json``, ``lesions.nii.gz`` (the lesion label map
    on the scan grid) and ``assessment.html`` / ``assessment.pdf`` (MIP with the
    lesions, lesion table, scores, eligibility).
@@ -54,6 +65,7 @@ from theranet.errors import MissingFieldError, Strictness, TheranetError
 from theranet.image import Image, Labels, PatientInfo, Quantity
 
 __all__ = [
+    "NETPET_EQUAL_TLR_RATIO",
     "PV_RECOVERY_LIMIT",
     "QUESTIONS",
     "AssessmentError",
@@ -70,6 +82,14 @@ _QUESTION_TRACERS = {
     "prrt": "an SSTR scan (68Ga-DOTATATE/-DOTATOC PET or 111In-pentetreotide SPECT)",
     "mibg": "a 123I- or 131I-MIBG scan",
 }
+
+
+#: FDG and SSTR uptake of a lesion are "equal" (NETPET P3) when the ratio of its
+#: tumour-to-liver ratios (FDG / SSTR) lies within [1 / r, r] [UNCERTAIN].
+NETPET_EQUAL_TLR_RATIO = 1.2
+#: Organs with physiological FDG uptake excluded from the FDG search, besides the
+#: SSTR exclusions (clinical.md §1.7: brain and myocardium take up FDG normally).
+FDG_EXTRA_EXCLUDED = ("brain*", "heart_wall", "myocardium*")
 
 
 class AssessmentError(TheranetError, ValueError):
@@ -95,6 +115,8 @@ class AssessmentResult:
     warnings : tuple of str
     half_max_volumes_ml : tuple of float
         Per lesion, the volume at or above half its maximum, mL (partial-volume flag).
+    dual_tracer : DualTracer or None
+        The FDG comparison when an FDG scan was given.
     files : dict of str to Path
     """
 
@@ -108,6 +130,7 @@ class AssessmentResult:
     eligibility: Any
     warnings: tuple[str, ...] = ()
     half_max_volumes_ml: tuple[float, ...] = ()
+    dual_tracer: Any = None
     files: dict[str, Path] = field(default_factory=dict)
 
 
@@ -267,6 +290,8 @@ def run_assessment(
     height_cm: float | None = None,
     sex: str | None = None,
     clinical: Mapping[str, Any] | None = None,
+    fdg_dir: str | Path | None = None,
+    fdg_fwhm_mm: float | None = None,
     strictness: str = "strict",
     report: bool = True,
     progress: Callable[[str], None] | None = None,
@@ -291,6 +316,10 @@ def run_assessment(
         Patient data where the header lacks them (SUV needs the weight).
     clinical : mapping, optional
         :func:`read_clinical_file` output (labs, clinical facts, medications).
+    fdg_dir : path, optional
+        An 18F-FDG PET/CT of the same patient, for the dual-tracer (NETPET) grade.
+    fdg_fwhm_mm : float, optional
+        Resolution of the FDG PET, mm; default ``fwhm_mm``.
     strictness : {"strict", "lenient"}
     report : bool
         Write the HTML and PDF report.
@@ -365,6 +394,16 @@ def run_assessment(
         uptake = les.suv_max if use_suv else les.max_mbq_per_ml
         scores.append(krenning_score(uptake, liver, spleen, modality=modality))
     pk = patient_krenning(scores) if scores else None
+    dual = None
+    if fdg_dir is not None:
+        if ct is None:
+            raise AssessmentError(
+                "SCAN_DIR", "a dual-tracer assessment needs the CT of the SSTR scan",
+                str(scan_dir), "give the SSTR PET/CT with its CT",
+            )  # fmt: skip
+        say("FDG scan")
+        dual = _dual_tracer(Path(fdg_dir), image, ct, organs, table, fdg_fwhm_mm or fwhm_mm, mode)
+        warnings.extend(dual.notes)
     half_max = _half_max_volumes_ml(image, table)
     limited = [les.name for les, v in zip(table.lesions, half_max, strict=True)
                if _max_recovery(v, fwhm_mm) < PV_RECOVERY_LIMIT]  # fmt: skip
@@ -377,7 +416,7 @@ def run_assessment(
     eligibility = None
     if question is not None:
         say("eligibility")
-        eligibility = _eligibility(question, scores, table, clinical or {})
+        eligibility = _eligibility(question, scores, table, clinical or {}, dual)
     result = AssessmentResult(
         out_dir=out_dir,
         tracer=entry.name,
@@ -389,6 +428,7 @@ def run_assessment(
         eligibility=eligibility,
         warnings=tuple(warnings),
         half_max_volumes_ml=tuple(half_max),
+        dual_tracer=dual,
     )
     say("writing")
     files = _write(result, image, ct, report=report, scan=ref.description)
@@ -425,16 +465,118 @@ def _reference_means(table, use_suv: bool) -> tuple[float, float | None]:
     return float(liver), (None if spleen is None else float(spleen))
 
 
-def _eligibility(question: str, scores, table, clinical: Mapping[str, Any]):
+def _eligibility(question: str, scores, table, clinical: Mapping[str, Any], dual=None):
     from theranet.therapy.eligibility import Labs, mibg_eligibility, prrt_eligibility
 
     labs = clinical.get("labs") or Labs()
     if question == "prrt":
-        return prrt_eligibility([s.grade for s in scores], labs, clinical.get("clinical"))
+        return prrt_eligibility(
+            [s.grade for s in scores], labs, clinical.get("clinical"),
+            fdg_positive_sstr_negative=None if dual is None else bool(dual.fdg_only),
+            netpet=None if dual is None else dual.netpet,
+        )  # fmt: skip
     return mibg_eligibility(
         len(table.lesions), len(table.lesions), labs, clinical.get("clinical"),
         medications=clinical.get("medications"),
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DualTracer:
+    """The SSTR lesions on the FDG scan, and the FDG-only lesions.
+
+    Attributes
+    ----------
+    per_lesion : tuple of dict
+        One per SSTR lesion: ``fdg_positive``, ``fdg_suv_max``, ``fdg_tlr``,
+        ``fdg_vs_sstr`` and ``netpet`` (lesion grade).
+    fdg_only : tuple of dict
+        FDG lesions overlapping no SSTR lesion (NETPET P5): volume, SUVmax, TLR,
+        centroid.
+    netpet : NetpetResult or None
+        Patient grade (None without any lesion).
+    registration : str
+        The FDG-to-SSTR CT registration (one line).
+    notes : tuple of str
+    """
+
+    per_lesion: tuple[dict[str, Any], ...]
+    fdg_only: tuple[dict[str, Any], ...]
+    netpet: Any
+    registration: str
+    notes: tuple[str, ...] = ()
+
+
+def _dual_tracer(fdg_dir: Path, sstr: Image, sstr_ct: Image, organs: Labels, sstr_table,
+                 fwhm_mm: float, mode: Strictness) -> DualTracer:  # fmt: skip
+    from theranet.imaging.lesions import DEFAULT_EXCLUDED_ORGANS, DetectionSettings, detect_lesions
+    from theranet.imaging.register import apply, register_rigid, working_copy
+    from theranet.imaging.score import netpet_lesion_grade, netpet_patient
+    from theranet.io import read_series
+
+    if not fdg_dir.is_dir():
+        raise AssessmentError(
+            "--fdg", "is not a folder", str(fdg_dir), "give the FDG PET/CT folder"
+        )
+    ref, ct_dir = _find_scan(fdg_dir, mode)
+    fdg = _read_emission(ref, mode)
+    try:
+        entry = rp.get(fdg.tracer) if fdg.tracer else None
+    except (KeyError, ValueError, TheranetError):
+        entry = None
+    if entry is None or entry.name != "18F-FDG":
+        raise AssessmentError(
+            "--fdg", "is not an 18F-FDG scan", fdg.tracer, "give the patient's FDG PET/CT"
+        )
+    if ct_dir is None:
+        raise AssessmentError(
+            "--fdg", "holds no CT", str(fdg_dir), "give the FDG PET/CT with its CT"
+        )
+    fdg_ct = read_series(ct_dir, strictness=mode)
+    reg = register_rigid(working_copy(sstr_ct), working_copy(fdg_ct), shrink_factors=(2, 1))
+    on_sstr = apply(reg, fdg, sstr)
+    settings = DetectionSettings(excluded_organs=(*DEFAULT_EXCLUDED_ORGANS, *FDG_EXTRA_EXCLUDED))
+    table = detect_lesions(on_sstr, organs, fwhm_mm=fwhm_mm, settings=settings)
+    found = np.asarray(table.labels.image.data)
+    sstr_found = np.asarray(sstr_table.labels.image.data)
+    by_id = {les.lesion_id: les for les in table.lesions}
+    per_lesion = []
+    grades = []
+    touched: set[int] = set()
+    for les in sstr_table.lesions:
+        overlap = found[sstr_found == les.lesion_id]
+        ids = sorted({int(v) for v in overlap[overlap > 0]})
+        touched.update(ids)
+        row: dict[str, Any] = {"lesion_id": les.lesion_id, "fdg_positive": bool(ids)}
+        relation = None
+        if ids:
+            best = max((by_id[i] for i in ids), key=lambda f: f.suv_max or 0.0)
+            row.update(fdg_suv_max=best.suv_max, fdg_tlr=best.tlr)
+            if best.tlr is not None and les.tlr:
+                r = best.tlr / les.tlr
+                relation = ("higher" if r > NETPET_EQUAL_TLR_RATIO else
+                            "lower" if r < 1.0 / NETPET_EQUAL_TLR_RATIO else "equal")  # fmt: skip
+        row["fdg_vs_sstr"] = relation
+        grade = netpet_lesion_grade(True, bool(ids), relation or "equal")
+        row["netpet"] = grade
+        grades.append(grade)
+        per_lesion.append(row)
+    fdg_only = []
+    for les in table.lesions:
+        if les.lesion_id in touched:
+            continue
+        fdg_only.append({"fdg_lesion": les.name, "site": les.site, "volume_ml": les.volume_ml,
+                         "suv_max": les.suv_max, "tlr": les.tlr,
+                         "centroid_mm": list(les.centroid_mm), "netpet": "P5"})  # fmt: skip
+        grades.append(netpet_lesion_grade(False, True))
+    notes = [f"FDG: {len(table.lesions)} lesions, {len(fdg_only)} without SSTR uptake (P5)"]
+    return DualTracer(
+        per_lesion=tuple(per_lesion),
+        fdg_only=tuple(fdg_only),
+        netpet=netpet_patient(grades) if grades else None,
+        registration=reg.describe(),
+        notes=tuple(notes),
+    )
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -481,7 +623,13 @@ def _lesion_rows(result: AssessmentResult) -> list[dict[str, Any]]:
         row["half_max_volume_ml"] = round(v, 3)
         row["max_recovery"] = round(rc, 4)
         row["pv_limited"] = rc < PV_RECOVERY_LIMIT
+    if result.dual_tracer is not None:
+        for row, d in zip(rows, result.dual_tracer.per_lesion, strict=True):
+            row.update({k: d.get(k) for k in _DUAL_COLUMNS})
     return rows
+
+
+_DUAL_COLUMNS = ("fdg_positive", "fdg_suv_max", "fdg_tlr", "fdg_vs_sstr", "netpet")
 
 
 def _summary(result: AssessmentResult, scan: str) -> dict[str, Any]:
@@ -519,8 +667,19 @@ def _summary(result: AssessmentResult, scan: str) -> dict[str, Any]:
             },
             "patient": None if pk is None else _plain(pk),
         },
+        "dual_tracer": None if result.dual_tracer is None else _dual_summary(result.dual_tracer),
         "eligibility": None if result.eligibility is None else result.eligibility.to_dict(),
         "warnings": list(result.warnings),
+    }
+
+
+def _dual_summary(d: DualTracer) -> dict[str, Any]:
+    return {
+        "netpet": None if d.netpet is None else _plain(d.netpet),
+        "fdg_only_lesions": [_plain(x) for x in d.fdg_only],
+        "registration": d.registration,
+        "rule": f"FDG vs SSTR by the ratio of tumour-to-liver ratios, equal within "
+        f"x{NETPET_EQUAL_TLR_RATIO:g} [UNCERTAIN: implementation choice]",
     }
 
 
@@ -548,6 +707,8 @@ def _write(result: AssessmentResult, image: Image, ct, *, report: bool, scan: st
         rows = _lesion_rows(result)
         columns = [*result.lesions.columns, "krenning_grade", "krenning_reference",
                    "half_max_volume_ml", "max_recovery", "pv_limited"]  # fmt: skip
+        if result.dual_tracer is not None:
+            columns += list(_DUAL_COLUMNS)
         with open(tmp / "lesions.csv", "w", newline="", encoding="utf-8") as fh:
             w = csv.DictWriter(fh, fieldnames=columns)
             w.writeheader()

@@ -835,6 +835,13 @@ def assess(
         Path | None,
         typer.Option(help="Labs and clinical facts (TOML/JSON: [labs], [clinical], medications)."),
     ] = None,
+    fdg: Annotated[
+        Path | None,
+        typer.Option(help="18F-FDG PET/CT of the same patient: dual-tracer (NETPET) grade."),
+    ] = None,
+    fdg_fwhm_mm: Annotated[
+        float | None, typer.Option(help="Resolution of the FDG PET, mm (default --fwhm-mm).")
+    ] = None,
     weight_kg: Annotated[float | None, typer.Option(help="Patient weight, kg (SUV).")] = None,
     height_cm: Annotated[float | None, typer.Option(help="Patient height, cm (SUL).")] = None,
     sex: Annotated[str | None, typer.Option(help="Patient sex, M or F (SUL).")] = None,
@@ -851,7 +858,8 @@ def assess(
             result = run_assessment(
                 scan_dir, out, labels_path=labels, fwhm_mm=fwhm_mm,
                 question=None if question == "none" else question, weight_kg=weight_kg,
-                height_cm=height_cm, sex=sex, clinical=facts, strictness=strictness,
+                height_cm=height_cm, sex=sex, clinical=facts, fdg_dir=fdg,
+                fdg_fwhm_mm=fdg_fwhm_mm, strictness=strictness,
                 report=not no_report, progress=progress,
             )  # fmt: skip
     except (TheranetError, ValueError, FileNotFoundError) as exc:
@@ -865,6 +873,9 @@ def assess(
         t.add_row(les.name, les.site, f"{les.volume_ml:.1f}", f"{top:.3g}",
                   "" if les.tlr is None else f"{les.tlr:.2f}", str(s.grade))  # fmt: skip
     console.print(t)
+    dual = result.dual_tracer
+    if dual is not None and dual.netpet is not None:
+        console.print(f"NETPET (SSTR + FDG): {dual.netpet.grade}, {dual.netpet.suitability}")
     if result.eligibility is not None:
         el = result.eligibility
         console.print(f"{el.therapy} eligibility: {el.verdict}")

@@ -399,16 +399,9 @@ _REGISTRATION_VOXEL_MM = 4.0
 
 
 def _working_copy(ct: Image) -> Image:
-    """The CT averaged over blocks of f^3 voxels, f = round(4 mm / voxel), for registration."""
-    f = max(1, round(_REGISTRATION_VOXEL_MM / float(np.max(ct.spacing_mm))))
-    if f == 1:
-        return ct
-    shape = tuple(max(1, int(n) // f) for n in ct.shape)
-    affine = np.array(ct.affine, dtype=np.float64)
-    affine[:3, :3] *= f
-    affine[:3, 3] = ct.index_to_lps(np.full(3, (f - 1) / 2.0))
-    grid = Image(np.zeros(shape, np.float32), affine, ct.quantity)
-    return ct.resample_to(grid, method="conserve")
+    from theranet.imaging.register import working_copy
+
+    return working_copy(ct, _REGISTRATION_VOXEL_MM)
 
 
 def _frame_of_reference(ct_dir: Path) -> str | None:

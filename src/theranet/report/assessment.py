@@ -33,6 +33,8 @@ LESION_COLUMNS: tuple[tuple[str, str], ...] = (
     ("tlr", "T/L"),
     ("tsr", "T/S"),
     ("krenning_grade", "Krenning-eq."),
+    ("pv_limited", "PV-limited"),
+    ("netpet", "NETPET"),
 )
 
 

@@ -335,27 +335,14 @@ def _select_targets(
 
 
 def _registration(fixed: Image, moving: Image, method: str):
-    from theranet.imaging.register import identity, register_rigid
+    from theranet.imaging.register import identity, register_rigid, working_copy
 
     if method == "none":
         return identity(fixed)
     return register_rigid(
-        _coarse(fixed), _coarse(moving), metric="correlation", shrink_factors=(2, 1),
+        working_copy(fixed), working_copy(moving), metric="correlation", shrink_factors=(2, 1),
         initializer="geometry",
     )  # fmt: skip
-
-
-def _coarse(ct: Image) -> Image:
-    """The CT averaged over blocks to about 4 mm voxels (registration working copy)."""
-    f = max(1, round(4.0 / float(np.max(ct.spacing_mm))))
-    if f == 1:
-        return ct
-    shape = tuple(max(1, int(n) // f) for n in ct.shape)
-    affine = np.array(ct.affine, dtype=np.float64)
-    affine[:3, :3] *= f
-    affine[:3, 3] = ct.index_to_lps(np.full(3, (f - 1) / 2.0))
-    grid = Image(np.zeros(shape, np.float32), affine, ct.quantity)
-    return ct.resample_to(grid, method="conserve")
 
 
 def assess_studies(
