@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from os import PathLike
+from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -17,6 +19,7 @@ __all__ = [
     "lookup_key",
     "non_negative",
     "positive",
+    "read_table_text",
     "sourced_value",
 ]
 
@@ -120,3 +123,14 @@ def sourced_value(
         if not (math.isfinite(number) and number > 0.0):
             raise error(f"{where}.value", "must be finite and > 0", value, source=source)
     return Sourced(number, internal_unit, raw["source"], raw["section"], raw["status"], note)
+
+
+def read_table_text(error: type, path: str | PathLike[str]) -> tuple[str, str]:
+    """Text of a user's TOML table and its name for messages, else ``error``."""
+    p = Path(path)
+    try:
+        return p.read_text(encoding="utf-8"), str(p)
+    except OSError as exc:
+        raise error(
+            "path", f"cannot be read: {exc.strerror or exc}", str(p), "give an existing TOML file"
+        ) from None

@@ -60,6 +60,7 @@ from types import MappingProxyType
 from typing import Any
 
 from theranet import _checks
+from theranet._checks import read_table_text
 from theranet.errors import TheranetError
 from theranet.radiopharmaceuticals import STATUSES, Sourced, normalise_name
 
@@ -1328,13 +1329,8 @@ def load_table(path: str | PathLike[str] | None = None, *, merge: bool = True) -
     shipped_doc, shipped_source = _shipped_doc()
     if path is None:
         return _shipped()
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PathwayError(
-            "path", f"cannot be read: {exc.strerror or exc}", str(p), "give an existing TOML file"
-        ) from None
+    text, where = read_table_text(PathwayError, path)
+    p = Path(where)
     user = _read_toml(text, str(p))
     user_version = str(user.get("version", "user"))
     if merge:

@@ -74,6 +74,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from theranet import _checks
+from theranet._checks import read_table_text
 from theranet.errors import TheranetError
 from theranet.radiopharmaceuticals import Sourced
 
@@ -438,13 +439,8 @@ def load_tissues(path: str | PathLike[str] | None = None, *, merge: bool = True)
     shipped_doc, shipped_source = _shipped_doc()
     if path is None:
         return _shipped()
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RadiobiologyError(
-            "path", f"cannot be read: {exc.strerror or exc}", str(p), "give an existing TOML file"
-        ) from None
+    text, where = read_table_text(RadiobiologyError, path)
+    p = Path(where)
     user = _read_toml(text, str(p))
     user_version = str(user.get("version", "user"))
     if merge:

@@ -79,6 +79,7 @@ from typing import Any
 
 from theranet import _checks
 from theranet import radiopharmaceuticals as rp
+from theranet._checks import read_table_text
 from theranet.errors import TheranetError
 from theranet.radiopharmaceuticals import Sourced
 
@@ -353,13 +354,8 @@ def load_score_thresholds(path: str | PathLike[str] | None = None) -> ScoreThres
     """
     if path is None:
         return _shipped()
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScoreError(
-            "path", f"cannot be read: {exc.strerror or exc}", str(p), "give an existing TOML file"
-        ) from None
+    text, where = read_table_text(ScoreError, path)
+    p = Path(where)
     doc = _read_doc(text, str(p))
     return _build(doc, str(doc.get("version", "user")), (str(p),))
 

@@ -77,6 +77,7 @@ from types import MappingProxyType
 from typing import Any
 
 from theranet import _checks
+from theranet._checks import read_table_text
 from theranet.errors import TheranetError
 from theranet.imaging import score as _score
 from theranet.imaging.score import (
@@ -943,13 +944,8 @@ def load_criteria(path: str | PathLike[str] | None = None) -> Criteria:
     """
     if path is None:
         return _shipped()
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise EligibilityError(
-            "path", f"cannot be read: {exc.strerror or exc}", str(p), "give an existing TOML file"
-        ) from None
+    text, where = read_table_text(EligibilityError, path)
+    p = Path(where)
     try:
         score = _score.load_score_thresholds(p)
     except ScoreError as exc:

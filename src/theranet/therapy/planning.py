@@ -71,6 +71,7 @@ from typing import Any
 
 from theranet import _checks
 from theranet import radiobiology as rb
+from theranet._checks import read_table_text
 from theranet.errors import TheranetError
 from theranet.radiobiology import DoseRate, RadiobiologyError, Tissue
 from theranet.radiopharmaceuticals import Sourced
@@ -518,13 +519,8 @@ def load_limits(path: str | PathLike[str] | None = None, *, merge: bool = True) 
     shipped_doc, shipped_source = _shipped_doc()
     if path is None:
         return _shipped()
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PlanningError(
-            "path", f"cannot be read: {exc.strerror or exc}", str(p), "give an existing TOML file"
-        ) from None
+    text, where = read_table_text(PlanningError, path)
+    p = Path(where)
     user = _read_toml(text, str(p))
     user_version = str(user.get("version", "user"))
     if merge:
