@@ -12,9 +12,17 @@
    most frequent around it (an organ segmentation includes its metastases), never to
    a physiological-uptake organ, or to no organ when none surrounds it.
 4. **Lesions.** :func:`theranet.imaging.lesions.detect_lesions`: a threshold
-   relative to the normal liver, physiological-uptake organs excluded, per lesion
-   volume, max/mean/peak uptake, SUV (PET: needs the patient's weight),
-   tumour-to-liver and tumour-to-spleen ratios and site.
+   relative to the normal liver (uptake above liver, Krenning >= 3),
+   physiological-uptake organs excluded, per lesion volume, max/mean/peak uptake,
+   SUV (PET: needs the patient's weight), tumour-to-liver and tumour-to-spleen
+   ratios and site. Then a second pass over the soft tissue only (no organ label,
+   or remainder, muscle, fat: where lymph-node metastases lie and the normal
+   uptake is far below the liver's) at the Krenning >= 2 level, ``k1`` x liver mean
+   + 2 SD (``k1`` = 0.5, clinical.md §3.1 [UNCERTAIN]), adds the lesions with
+   uptake between ``k1`` x liver and liver that stand out there; the marrow,
+   pancreas and other organs are not searched at that level (their normal uptake
+   reaches it). Lesions at or below liver uptake inside the liver (Krenning 0-2)
+   are iso- or hypo-intense and are not found on the uptake image.
 5. **Scores.** Semi-automatic Krenning-equivalent grade per lesion (lesion maximum
    against the liver and spleen means, clinical.md §3.1) and per patient. A lesion
    smaller than about three FWHM (the maximum of a uniform sphere of its
@@ -61,6 +69,7 @@ from typing import Any
 import numpy as np
 
 from theranet import radiopharmaceuticals as rp
+from theranet._checks import lookup_key
 from theranet.errors import MissingFieldError, Strictness, TheranetError
 from theranet.image import Image, Labels, PatientInfo, Quantity
 
@@ -255,7 +264,6 @@ def _organ_labels(path: Path, ct: Image | None, image: Image) -> tuple[Labels, l
         return labels, []
     from scipy import ndimage
 
-    from theranet._checks import lookup_key
     from theranet.imaging.lesions import DEFAULT_EXCLUDED_ORGANS
 
     keep = {v: n for v, n in labels.names.items() if v not in lesion_values}
@@ -386,6 +394,7 @@ def run_assessment(
         )
     say("detecting lesions")
     table = detect_lesions(image, organs, fwhm_mm=fwhm_mm)
+    table = _soft_tissue_pass(image, organs, table, fwhm_mm)
     warnings.extend(table.notes)
     use_suv = modality == "PET"
     liver, spleen = _reference_means(table, use_suv)
@@ -479,6 +488,56 @@ def _eligibility(question: str, scores, table, clinical: Mapping[str, Any], dual
         len(table.lesions), len(table.lesions), labs, clinical.get("clinical"),
         medications=clinical.get("medications"),
     )  # fmt: skip
+
+
+def _soft_tissue_pass(image: Image, organs: Labels, table, fwhm_mm: float):
+    """Add the soft-tissue lesions above ``k1`` x liver (module notes, step 4)."""
+    from theranet.imaging.lesions import (
+        SOFT_TISSUE_REGIONS,
+        DetectionSettings,
+        ThresholdRule,
+        detect_lesions,
+    )
+    from theranet.imaging.score import score_thresholds
+
+    k1 = score_thresholds().value("krenning_k1")
+    rule = ThresholdRule(
+        "liver", k1, 2.0,
+        f"Krenning >= 2 in soft tissue: {k1:g} x liver mean + 2 SD (clinical.md §3.1)",
+    )  # fmt: skip
+    on_grid = organs if organs.image.same_grid(image) else organs.resample_to(image)
+    lab = np.asarray(on_grid.image.data)
+    soft = [
+        v for v, n in on_grid.names.items()
+        if any(fnmatch.fnmatch(lookup_key(n), p) for p in SOFT_TISSUE_REGIONS)
+    ]  # fmt: skip
+    within = np.isin(lab, soft) | (lab == 0)
+    first = np.asarray(table.labels.image.data)
+    extra = detect_lesions(
+        image, organs, fwhm_mm=fwhm_mm, settings=DetectionSettings(rule=rule), within=within
+    )
+    found = np.asarray(extra.labels.image.data)
+    merged = first.astype(np.int32).copy()
+    lesions = list(table.lesions)
+    names = dict(table.labels.names)
+    added = []
+    for les in extra.lesions:
+        mask = found == les.lesion_id
+        if np.any(first[mask] > 0):
+            continue  # already found by the first pass
+        new_id = len(lesions) + 1
+        merged[mask] = new_id
+        lesions.append(replace(les, lesion_id=new_id, name=f"lesion_{new_id}"))
+        names[new_id] = f"lesion_{new_id}"
+        added.append(f"lesion_{new_id}")
+    if not added:
+        return table
+    labels = Labels(table.labels.image.replace(data=merged), names)
+    note = (
+        f"soft-tissue pass ({rule.source}, level {extra.threshold:.4g} {extra.unit}): "
+        f"added {', '.join(added)}"
+    )
+    return replace(table, lesions=tuple(lesions), labels=labels, notes=(*table.notes, note))
 
 
 @dataclass(frozen=True)
