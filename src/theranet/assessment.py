@@ -70,7 +70,7 @@ import numpy as np
 
 from theranet import radiopharmaceuticals as rp
 from theranet._checks import lookup_key
-from theranet.errors import MissingFieldError, Strictness, TheranetError
+from theranet.errors import Strictness, TheranetError
 from theranet.image import Image, Labels, PatientInfo, Quantity
 
 __all__ = [
@@ -361,14 +361,10 @@ def run_assessment(
             "use a reconstruction in Bq/mL (PET units BQML, SPECT with Real World Values "
             "or a calibration)",
         )
-    if modality == "PET" and image.patient.weight_kg is None:
-        raise MissingFieldError(
-            "PatientWeight (0010,1030)",
-            "a PET assessment reports SUV, which needs the patient's weight",
-            None,
-            "supply the weight (CLI --weight-kg)",
-            ref.description,
-        )
+    if modality == "PET":
+        # a PET assessment reports SUV: refused here, naming what to supply (weight,
+        # injection time, administered activity, attenuation/decay correction)
+        image.to_suv("bw")
     ct = None
     if ct_dir is not None:
         from theranet.io import read_series
