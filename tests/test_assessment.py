@@ -313,3 +313,30 @@ def test_fdg_option_needs_an_fdg_scan(ga68, tmp_path):
         run_assessment(tp, tmp_path / "out", labels_path=root / "study" / "labels.nii.gz",
                        fwhm_mm=_fwhm(truth), fdg_dir=tp, report=False)  # fmt: skip
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_mibg_spect_question_mibg(tmp_path):
+    """123I-MIBG SPECT at 24 h (clinical.md §1.3): the lesions above liver uptake
+    of 8 mL or more are found, the adrenals are searched (MIBG exclusion set), and
+    the MIBG-avid fraction needs the lesions known from CT/MR (clinical.md §5.4)."""
+    from theranet.phantom.generate import generate_study
+
+    generate_study(tmp_path / "s", tracer="123I-MIBG", times_h=(24.0,), seed=0,
+                   with_dose=False)  # fmt: skip
+    truth = json.loads((tmp_path / "s" / "ground_truth.json").read_text())
+    kw = dict(labels_path=tmp_path / "s" / "labels.nii.gz", fwhm_mm=_fwhm(truth),
+              question="mibg", report=False)  # fmt: skip
+    result = run_assessment(tmp_path / "s" / "tp1_24h", tmp_path / "out", **kw)
+    assert result.lesions.settings.excluded_organs != DEFAULT_EXCLUDED_ORGANS
+    assert not any(n.startswith("adrenal") for n in result.lesions.excluded_regions)
+    found = len(result.lesions.lesions)
+    assert found >= 1
+    avid = result.eligibility.reason("mibg_avid_fraction")
+    assert avid.passed is None  # lesions known from CT/MR not given: undetermined
+    result = run_assessment(tmp_path / "s" / "tp1_24h", tmp_path / "out2", known_lesions=found,
+                            **kw)  # fmt: skip
+    assert result.eligibility.reason("mibg_avid_fraction").passed is True
+    with pytest.raises(AssessmentError, match="known-lesions"):
+        run_assessment(tmp_path / "s" / "tp1_24h", tmp_path / "out3", known_lesions=found - 1,
+                       **kw)  # fmt: skip

@@ -148,8 +148,8 @@ def read_clinical_file(path: str | Path) -> dict[str, Any]:
 
     Tables (all optional): ``[labs]`` (:class:`theranet.therapy.eligibility.Labs`
     fields, units in the names, e.g. ``platelets_per_nl = 180``), ``[clinical]``
-    (:class:`~theranet.therapy.eligibility.Clinical`), and for 131I-MIBG a top-level
-    ``medications = ["labetalol", ...]``.
+    (:class:`~theranet.therapy.eligibility.Clinical`), and for 131I-MIBG the top-level
+    ``medications = ["labetalol", ...]`` and ``thyroid_blockade = true``.
 
     Returns
     -------
@@ -168,7 +168,10 @@ def read_clinical_file(path: str | Path) -> dict[str, Any]:
         ) from None
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         raise AssessmentError("--clinical", f"not valid TOML/JSON ({exc})", p.name) from None
-    out: dict[str, Any] = {"medications": doc.get("medications")}
+    out: dict[str, Any] = {
+        "medications": doc.get("medications"),
+        "thyroid_blockade": doc.get("thyroid_blockade"),
+    }
     for key, cls in (("labs", Labs), ("clinical", Clinical)):
         section = doc.get(key, {})
         known = {f.name for f in fields(cls)}
@@ -182,11 +185,12 @@ def read_clinical_file(path: str | Path) -> dict[str, Any]:
                 p.name,
             )
         out[key] = cls(**section)
-    unknown_top = sorted(set(doc) - {"labs", "clinical", "medications"})
+    unknown_top = sorted(set(doc) - {"labs", "clinical", "medications", "thyroid_blockade"})
     if unknown_top:
         raise AssessmentError(
-            "--clinical", "unknown tables", unknown_top, "use [labs], [clinical], medications"
-        )
+            "--clinical", "unknown tables", unknown_top,
+            "use [labs], [clinical], medications, thyroid_blockade",
+        )  # fmt: skip
     return out
 
 
@@ -300,6 +304,7 @@ def run_assessment(
     clinical: Mapping[str, Any] | None = None,
     fdg_dir: str | Path | None = None,
     fdg_fwhm_mm: float | None = None,
+    known_lesions: int | None = None,
     strictness: str = "strict",
     report: bool = True,
     progress: Callable[[str], None] | None = None,
@@ -328,6 +333,9 @@ def run_assessment(
         An 18F-FDG PET/CT of the same patient, for the dual-tracer (NETPET) grade.
     fdg_fwhm_mm : float, optional
         Resolution of the FDG PET, mm; default ``fwhm_mm``.
+    known_lesions : int, optional
+        Lesions known from CT/MR, for the MIBG-avid fraction of 131I-MIBG
+        eligibility (not given: that criterion is undetermined).
     strictness : {"strict", "lenient"}
     report : bool
         Write the HTML and PDF report.
@@ -389,7 +397,13 @@ def run_assessment(
             f"{len(dropped)} labels named lesion* were merged into the organ around them"
         )
     say("detecting lesions")
-    table = detect_lesions(image, organs, fwhm_mm=fwhm_mm)
+    settings = None
+    if entry.target == QUESTIONS["mibg"]:
+        from theranet.imaging.lesions import MIBG_EXCLUDED_ORGANS, DetectionSettings
+
+        # adrenal tumours take up MIBG: the adrenals are searched, the myocardium not
+        settings = DetectionSettings(excluded_organs=MIBG_EXCLUDED_ORGANS)
+    table = detect_lesions(image, organs, fwhm_mm=fwhm_mm, settings=settings)
     table = _soft_tissue_pass(image, organs, table, fwhm_mm)
     warnings.extend(table.notes)
     use_suv = modality == "PET"
@@ -421,7 +435,7 @@ def run_assessment(
     eligibility = None
     if question is not None:
         say("eligibility")
-        eligibility = _eligibility(question, scores, table, clinical or {}, dual)
+        eligibility = _eligibility(question, scores, table, clinical or {}, dual, known_lesions)
     result = AssessmentResult(
         out_dir=out_dir,
         tracer=entry.name,
@@ -470,7 +484,8 @@ def _reference_means(table, use_suv: bool) -> tuple[float, float | None]:
     return float(liver), (None if spleen is None else float(spleen))
 
 
-def _eligibility(question: str, scores, table, clinical: Mapping[str, Any], dual=None):
+def _eligibility(question: str, scores, table, clinical: Mapping[str, Any], dual=None,
+                 known_lesions: int | None = None):  # fmt: skip
     from theranet.therapy.eligibility import Labs, mibg_eligibility, prrt_eligibility
 
     labs = clinical.get("labs") or Labs()
@@ -480,9 +495,17 @@ def _eligibility(question: str, scores, table, clinical: Mapping[str, Any], dual
             fdg_positive_sstr_negative=None if dual is None else bool(dual.fdg_only),
             netpet=None if dual is None else dual.netpet,
         )  # fmt: skip
+    if known_lesions is not None and known_lesions < len(table.lesions):
+        raise AssessmentError(
+            "--known-lesions",
+            f"fewer than the {len(table.lesions)} MIBG-avid lesions found",
+            known_lesions,
+            "give the number of lesions known from CT/MR",
+        )
     return mibg_eligibility(
-        len(table.lesions), len(table.lesions), labs, clinical.get("clinical"),
-        medications=clinical.get("medications"),
+        len(table.lesions) if known_lesions is not None else None, known_lesions, labs,
+        clinical.get("clinical"), medications=clinical.get("medications"),
+        thyroid_blockade=clinical.get("thyroid_blockade"),
     )  # fmt: skip
 
 

@@ -842,6 +842,10 @@ def assess(
     fdg_fwhm_mm: Annotated[
         float | None, typer.Option(help="Resolution of the FDG PET, mm (default --fwhm-mm).")
     ] = None,
+    known_lesions: Annotated[
+        int | None,
+        typer.Option(min=0, help="Lesions known from CT/MR (MIBG-avid fraction for 131I-MIBG)."),
+    ] = None,
     weight_kg: Annotated[float | None, typer.Option(help="Patient weight, kg (SUV).")] = None,
     height_cm: Annotated[float | None, typer.Option(help="Patient height, cm (SUL).")] = None,
     sex: Annotated[str | None, typer.Option(help="Patient sex, M or F (SUL).")] = None,
@@ -859,7 +863,7 @@ def assess(
                 scan_dir, out, labels_path=labels, fwhm_mm=fwhm_mm,
                 question=None if question == "none" else question, weight_kg=weight_kg,
                 height_cm=height_cm, sex=sex, clinical=facts, fdg_dir=fdg,
-                fdg_fwhm_mm=fdg_fwhm_mm, strictness=strictness,
+                fdg_fwhm_mm=fdg_fwhm_mm, known_lesions=known_lesions, strictness=strictness,
                 report=not no_report, progress=progress,
             )  # fmt: skip
     except (TheranetError, ValueError, FileNotFoundError) as exc:
