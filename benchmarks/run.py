@@ -110,6 +110,7 @@ def main() -> None:
     import sys
 
     sys.path.insert(0, str(Path(__file__).parent))
+    import bench_assess
     import bench_demo
     import bench_dose
     import bench_kernels
@@ -125,6 +126,7 @@ def main() -> None:
         bench_dose.run,
         bench_phantom.run,
         bench_demo.run,
+        bench_assess.run,
     ):
         if args.only and args.only not in f"{fn.__module__}.{fn.__name__}":
             continue

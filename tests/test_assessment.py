@@ -263,6 +263,7 @@ def fdg_scan(tmp_path_factory):
     return root / "tp1_1h", truth
 
 
+@pytest.mark.slow
 def test_dual_tracer_fdg_positivity_follows_the_designed_uptake(ga68, fdg_scan, tmp_path):
     """NETPET (clinical.md §3.3): an SSTR lesion is FDG-positive when its FDG uptake is
     above the normal liver. The truth is the phantom's FDG concentration of each lesion

@@ -360,6 +360,7 @@ def run_assessment(
     image = _read_emission(ref, mode)
     entry = _tracer(image, question)
     modality = "PET" if ref.kind == "pet" else "SPECT"
+    fdg_scan = None if fdg_dir is None else _fdg_scan(Path(fdg_dir), mode)
     image = _with_patient(image, weight_kg, height_cm, sex)
     if image.quantity is not Quantity.ACTIVITY_CONCENTRATION:
         raise AssessmentError(
@@ -421,7 +422,7 @@ def run_assessment(
                 str(scan_dir), "give the SSTR PET/CT with its CT",
             )  # fmt: skip
         say("FDG scan")
-        dual = _dual_tracer(Path(fdg_dir), image, ct, organs, table, fdg_fwhm_mm or fwhm_mm, mode)
+        dual = _dual_tracer(fdg_scan, image, ct, organs, table, fdg_fwhm_mm or fwhm_mm, mode)
         warnings.extend(dual.notes)
     half_max = _half_max_volumes_ml(image, table)
     limited = [les.name for les, v in zip(table.lesions, half_max, strict=True)
@@ -585,13 +586,8 @@ class DualTracer:
     notes: tuple[str, ...] = ()
 
 
-def _dual_tracer(fdg_dir: Path, sstr: Image, sstr_ct: Image, organs: Labels, sstr_table,
-                 fwhm_mm: float, mode: Strictness) -> DualTracer:  # fmt: skip
-    from theranet.imaging.lesions import DEFAULT_EXCLUDED_ORGANS, DetectionSettings, detect_lesions
-    from theranet.imaging.register import apply, register_rigid, working_copy
-    from theranet.imaging.score import netpet_lesion_grade, netpet_patient
-    from theranet.io import read_series
-
+def _fdg_scan(fdg_dir: Path, mode: Strictness) -> tuple[Image, Path]:
+    """The FDG PET and its CT folder, checked before any work is done."""
     if not fdg_dir.is_dir():
         raise AssessmentError(
             "--fdg", "is not a folder", str(fdg_dir), "give the FDG PET/CT folder"
@@ -610,6 +606,17 @@ def _dual_tracer(fdg_dir: Path, sstr: Image, sstr_ct: Image, organs: Labels, sst
         raise AssessmentError(
             "--fdg", "holds no CT", str(fdg_dir), "give the FDG PET/CT with its CT"
         )
+    return fdg, ct_dir
+
+
+def _dual_tracer(fdg_scan: tuple[Image, Path], sstr: Image, sstr_ct: Image, organs: Labels,
+                 sstr_table, fwhm_mm: float, mode: Strictness) -> DualTracer:  # fmt: skip
+    from theranet.imaging.lesions import DEFAULT_EXCLUDED_ORGANS, DetectionSettings, detect_lesions
+    from theranet.imaging.register import apply, register_rigid, working_copy
+    from theranet.imaging.score import netpet_lesion_grade, netpet_patient
+    from theranet.io import read_series
+
+    fdg, ct_dir = fdg_scan
     fdg_ct = read_series(ct_dir, strictness=mode)
     reg = register_rigid(working_copy(sstr_ct), working_copy(fdg_ct), shrink_factors=(2, 1))
     on_sstr = apply(reg, fdg, sstr)
