@@ -833,7 +833,7 @@ def assess(
     ] = "prrt",
     clinical: Annotated[
         Path | None,
-        typer.Option(help="Labs and clinical facts (TOML/JSON: [labs], [clinical], medications)."),
+        typer.Option(help="Labs and clinical facts: TOML or JSON, tables labs and clinical."),
     ] = None,
     fdg: Annotated[
         Path | None,
