@@ -213,3 +213,21 @@ def test_cli_needs_exactly_one_input(tmp_path):
 
     r = CliRunner().invoke(app, ["response"])
     assert r.exit_code != 0 and "either study folders or --measurements" in r.output
+
+
+@pytest.mark.slow
+def test_lesions_from_dicom_seg_give_the_same_assessment(stable_series, tmp_path):
+    """The lesions as a DICOM SEG on each CT instead of a NIfTI label map."""
+    from theranet.io.dicom_write import write_seg
+    from theranet.io.nifti import read_labels
+
+    dirs = []
+    for d in stable_series.study_dirs:
+        copy = tmp_path / d.name
+        shutil.copytree(d / "ct", copy / "ct")
+        write_seg(copy / "lesions_seg.dcm", read_labels(d / "lesions.nii.gz"), copy / "ct")
+        dirs.append(copy)
+    from_seg = assess_studies(dirs)
+    from_nifti = assess_studies(stable_series.study_dirs)
+    assert [s.overall for s in from_seg.recist.followups] == [Response.SD]
+    assert from_seg.recist.study_rows() == from_nifti.recist.study_rows()
