@@ -159,3 +159,18 @@ def test_cli_mrecist(tmp_path):
     assert r.exit_code == 0, r.output
     assert "mRECIST" in r.output and "CR" in r.output
     assert (tmp_path / "o" / "response_mrecist.csv").exists()
+
+
+def test_too_small_target_counts_5_mm():
+    """A target reported "too small to measure" enters the sum as 5 mm (RECIST 1.1
+    convention, kept for mRECIST): 30 -> 5 mm is -83 %, PR, not NE."""
+    from theranet.response.mrecist import mrecist_from_measurements
+    from theranet.response.table import Measurement
+
+    rows = [
+        Measurement("P1", date(2026, 1, 5), "L1", "liver", False, "target", 30.0),
+        Measurement("P1", date(2026, 3, 2), "L1", "liver", False, "target", None,
+                    status="too_small"),
+    ]  # fmt: skip
+    _, (r,) = mrecist_from_measurements(rows)["P1"]
+    assert r.sum_mm == 5.0 and r.target is Response.PR

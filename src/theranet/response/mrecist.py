@@ -34,6 +34,7 @@ from datetime import date
 
 from theranet.errors import ResponseError
 from theranet.response.recist import (
+    TOO_SMALL_TO_MEASURE_MM,
     NonTargetValue,
     Response,
     non_target_response,
@@ -307,8 +308,9 @@ def mrecist_from_measurements(
     ``longest_diameter_mm`` of a target row is the *viable* (arterially enhancing)
     longest diameter, and of a ``new`` row the new lesion's longest diameter (status
     ``present``: typical vascular pattern; ``equivocal``: atypical). Target nodes
-    are porta hepatis nodes measured by ``short_axis_mm``. Non-target lesions are
-    assessed as in RECIST 1.1.
+    are porta hepatis nodes measured by ``short_axis_mm``; a target "too small to
+    measure" counts 5 mm and one "absent" 0 mm, as in RECIST 1.1. Non-target lesions
+    are assessed as in RECIST 1.1.
 
     Returns
     -------
@@ -337,6 +339,8 @@ def mrecist_from_measurements(
                     values[k] = None
                 elif m.status == "absent":
                     values[k] = 0.0
+                elif m.status == "too_small":  # RECIST 1.1 convention: 5 mm
+                    values[k] = TOO_SMALL_TO_MEASURE_MM
                 else:
                     values[k] = m.short_axis_mm if m.is_node else m.longest_diameter_mm
             nt = None

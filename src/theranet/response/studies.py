@@ -89,7 +89,7 @@ NODE_ORGAN = "lymph node"
 
 _LESION_FILES = ("lesions.nii.gz", "lesions.nii")
 _ORGAN_FILES = ("organs.nii.gz", "organs.nii")
-_NAMED = re.compile(r"^lesion_(?P<organ>[a-z0-9]+(?:_[a-z0-9]+)*?)_(?P<n>\d+)$")
+_NAMED = re.compile(r"^lesion_(?P<organ>[a-z0-9]+(?:_[a-z0-9]+)*?)_(?P<n>\d+)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -281,7 +281,7 @@ def _organ(m: LesionMeasurement, study: ImagingStudy) -> str:
         return NODE_ORGAN
     named = _NAMED.match(m.name)
     if named:
-        return named.group("organ").replace("_", " ")
+        return named.group("organ").lower().replace("_", " ")
     if m.site:
         return m.site
     raise ResponseError(
