@@ -52,7 +52,6 @@
 from __future__ import annotations
 
 import csv
-import fnmatch
 import json
 import logging
 import math
@@ -69,9 +68,8 @@ from typing import Any
 import numpy as np
 
 from theranet import radiopharmaceuticals as rp
-from theranet._checks import lookup_key
 from theranet.errors import Strictness, TheranetError
-from theranet.image import Image, Labels, PatientInfo, Quantity
+from theranet.image import Image, Labels, Quantity
 
 __all__ = [
     "NETPET_EQUAL_TLR_RATIO",
@@ -123,7 +121,10 @@ class AssessmentResult:
         None without a question.
     warnings : tuple of str
     half_max_volumes_ml : tuple of float
-        Per lesion, the volume at or above half its maximum, mL (partial-volume flag).
+        Per lesion, the volume at or above half its maximum, mL.
+    max_recoveries : tuple of float
+        Per lesion, the recovery of the maximum of a uniform sphere of that volume
+        (the partial-volume flag compares it with :data:`PV_RECOVERY_LIMIT`).
     dual_tracer : DualTracer or None
         The FDG comparison when an FDG scan was given.
     files : dict of str to Path
@@ -139,6 +140,7 @@ class AssessmentResult:
     eligibility: Any
     warnings: tuple[str, ...] = ()
     half_max_volumes_ml: tuple[float, ...] = ()
+    max_recoveries: tuple[float, ...] = ()
     dual_tracer: Any = None
     files: dict[str, Path] = field(default_factory=dict)
 
@@ -268,14 +270,11 @@ def _organ_labels(path: Path, ct: Image | None, image: Image) -> tuple[Labels, l
         return labels, []
     from scipy import ndimage
 
-    from theranet.imaging.lesions import DEFAULT_EXCLUDED_ORGANS
+    from theranet.imaging.lesions import DEFAULT_EXCLUDED_ORGANS, matches_any
 
     keep = {v: n for v, n in labels.names.items() if v not in lesion_values}
     # a lesion is never given to a physiological-uptake organ (it would be excluded)
-    hosts = [
-        v for v, n in keep.items()
-        if not any(fnmatch.fnmatch(lookup_key(n), p) for p in DEFAULT_EXCLUDED_ORGANS)
-    ]  # fmt: skip
+    hosts = [v for v, n in keep.items() if not matches_any(n, DEFAULT_EXCLUDED_ORGANS)]
     data = np.array(labels.image.data)
     for value in lesion_values:
         mask = data == value
@@ -425,8 +424,9 @@ def run_assessment(
         dual = _dual_tracer(fdg_scan, image, ct, organs, table, fdg_fwhm_mm or fwhm_mm, mode)
         warnings.extend(dual.notes)
     half_max = _half_max_volumes_ml(image, table)
-    limited = [les.name for les, v in zip(table.lesions, half_max, strict=True)
-               if _max_recovery(v, fwhm_mm) < PV_RECOVERY_LIMIT]  # fmt: skip
+    recovery = [_max_recovery(v, fwhm_mm) for v in half_max]
+    limited = [les.name for les, rc in zip(table.lesions, recovery, strict=True)
+               if rc < PV_RECOVERY_LIMIT]  # fmt: skip
     if limited:
         warnings.append(
             f"{len(limited)} lesions smaller than about three FWHM ({', '.join(limited)}): "
@@ -448,6 +448,7 @@ def run_assessment(
         eligibility=eligibility,
         warnings=tuple(warnings),
         half_max_volumes_ml=tuple(half_max),
+        max_recoveries=tuple(recovery),
         dual_tracer=dual,
     )
     say("writing")
@@ -456,17 +457,15 @@ def run_assessment(
 
 
 def _with_patient(image: Image, weight_kg, height_cm, sex) -> Image:
-    p = image.patient
     given = {"weight_kg": weight_kg, "height_cm": height_cm, "sex": sex}
     changes = {k: v for k, v in given.items() if v is not None}
     if not changes:
         return image
     for k, v in changes.items():
-        old = getattr(p, k)
+        old = getattr(image.patient, k)
         if old is not None and old != v:
             logger.info("patient %s: header %r replaced by %r", k, old, v)
-    return image.replace(patient=PatientInfo(**{**{f.name: getattr(p, f.name) for f in
-                                                   fields(PatientInfo)}, **changes}))  # fmt: skip
+    return image.replace(patient=replace(image.patient, **changes))
 
 
 def _reference_means(table, use_suv: bool) -> tuple[float, float | None]:
@@ -517,6 +516,7 @@ def _soft_tissue_pass(image: Image, organs: Labels, table, fwhm_mm: float):
         DetectionSettings,
         ThresholdRule,
         detect_lesions,
+        matches_any,
     )
     from theranet.imaging.score import score_thresholds
 
@@ -527,10 +527,7 @@ def _soft_tissue_pass(image: Image, organs: Labels, table, fwhm_mm: float):
     )  # fmt: skip
     on_grid = organs if organs.image.same_grid(image) else organs.resample_to(image)
     lab = np.asarray(on_grid.image.data)
-    soft = [
-        v for v, n in on_grid.names.items()
-        if any(fnmatch.fnmatch(lookup_key(n), p) for p in SOFT_TISSUE_REGIONS)
-    ]  # fmt: skip
+    soft = [v for v, n in on_grid.names.items() if matches_any(n, SOFT_TISSUE_REGIONS)]
     within = np.isin(lab, soft) | (lab == 0)
     first = np.asarray(table.labels.image.data)
     extra = detect_lesions(
@@ -700,9 +697,9 @@ def _half_max_volumes_ml(image: Image, table) -> list[float]:
 
 def _lesion_rows(result: AssessmentResult) -> list[dict[str, Any]]:
     rows = result.lesions.rows()
-    fwhm = result.lesions.fwhm_mm
-    for row, s, v in zip(rows, result.krenning, result.half_max_volumes_ml, strict=True):
-        rc = _max_recovery(v, fwhm)
+    per_lesion = zip(rows, result.krenning, result.half_max_volumes_ml, result.max_recoveries,
+                     strict=True)  # fmt: skip
+    for row, s, v, rc in per_lesion:
         row["krenning_grade"] = s.grade
         row["krenning_reference"] = s.reference
         row["half_max_volume_ml"] = round(v, 3)

@@ -1081,9 +1081,7 @@ def response(
 
 def _mrecist(measurements: Path, out: Path | None) -> None:
     """mRECIST from a measurement table: printed, and written to OUT/response_mrecist.csv."""
-    import csv as _csv
 
-    from theranet.io._atomic import atomic_paths
     from theranet.response.mrecist import mrecist_from_measurements
     from theranet.response.table import read_measurements
 
@@ -1111,12 +1109,7 @@ def _mrecist(measurements: Path, out: Path | None) -> None:
     if out is None:
         return
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_paths([out / "response_mrecist.csv"]) as (tmp,):
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            w = _csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["patient_id"])
-            w.writeheader()
-            w.writerows(rows)
-    console.print(f"wrote {out / 'response_mrecist.csv'}")
+    console.print(f"wrote {_write_csv(out / 'response_mrecist.csv', rows)}")
 
 
 def _dose_response_table(pid: str, dr) -> Table:
@@ -1132,9 +1125,24 @@ def _dose_response_table(pid: str, dr) -> Table:
     return t
 
 
+def _write_csv(path: Path, rows, columns=None) -> Path:
+    """``rows`` (dicts) as a CSV file, written atomically; columns default to the
+    first row's keys."""
+    import csv as _csv
+
+    from theranet.io._atomic import atomic_paths
+
+    fields = columns or (list(rows[0]) if rows else ["patient_id"])
+    with atomic_paths([path]) as (tmp,):
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            w = _csv.DictWriter(fh, fieldnames=fields)
+            w.writeheader()
+            w.writerows(rows)
+    return path
+
+
 def _write_response(out: Path, patients, image_result, joined) -> None:
     """Tables and plots of `theranet response`, each written atomically."""
-    import csv as _csv
 
     from theranet.io._atomic import atomic_paths
     from theranet.response.dose_response import DOSE_RESPONSE_COLUMNS, dose_response_figure
@@ -1154,15 +1162,7 @@ def _write_response(out: Path, patients, image_result, joined) -> None:
     for pid, dr in joined.items():
         rows = [{"patient_id": pid, **r} for r in dr.rows]
         tables.append((f"dose_response_{pid}.csv", rows, ["patient_id", *DOSE_RESPONSE_COLUMNS]))
-    written = []
-    for name, rows, columns in tables:
-        fields = columns or (list(rows[0]) if rows else ["patient_id"])
-        with atomic_paths([out / name]) as (tmp,):
-            with open(tmp, "w", newline="", encoding="utf-8") as fh:
-                w = _csv.DictWriter(fh, fieldnames=fields)
-                w.writeheader()
-                w.writerows(rows)
-        written.append(out / name)
+    written = [_write_csv(out / name, rows, columns) for name, rows, columns in tables]
     figures = [("waterfall.png", waterfall_figure(patients))]
     figures += [(f"spider_{pid}.png", spider_figure(p)) for pid, p in patients.items()]
     figures += [(f"dose_response_{pid}.png", dose_response_figure(dr.rows))

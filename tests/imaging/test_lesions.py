@@ -613,7 +613,7 @@ def test_site_rule(voxels, site):
 
 
 def test_default_exclusions_cover_the_physiological_organs():
-    from theranet.imaging.lesions import _matches
+    from theranet.imaging.lesions import matches_any
 
     for name in (
         "kidney_left",
@@ -631,11 +631,11 @@ def test_default_exclusions_cover_the_physiological_organs():
         "salivary_glands",
         "parotid_gland_left",
     ):
-        assert _matches(name, DEFAULT_EXCLUDED_ORGANS), name
+        assert matches_any(name, DEFAULT_EXCLUDED_ORGANS), name
     for name in ("liver", "pancreas", "vertebrae_L1", "red_marrow", "lung_lower_lobe_right"):
-        assert not _matches(name, DEFAULT_EXCLUDED_ORGANS), name
-    assert not _matches("adrenal_gland_left", MIBG_EXCLUDED_ORGANS)
-    assert _matches("heart_myocardium", MIBG_EXCLUDED_ORGANS)
+        assert not matches_any(name, DEFAULT_EXCLUDED_ORGANS), name
+    assert not matches_any("adrenal_gland_left", MIBG_EXCLUDED_ORGANS)
+    assert matches_any("heart_myocardium", MIBG_EXCLUDED_ORGANS)
 
 
 def test_inputs_are_not_modified():

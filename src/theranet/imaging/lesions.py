@@ -157,6 +157,7 @@ __all__ = [
     "ThresholdRule",
     "detect_lesions",
     "lesion_site",
+    "matches_any",
     "peak_concentration",
     "reference_region",
     "split_components",
@@ -302,7 +303,10 @@ _PEAK_VOLUME_ML = 1.0
 _MAD_TO_SD = 1.482602218505602
 
 
-def _matches(name: str, patterns: Sequence[str]) -> bool:
+def matches_any(name: str, patterns: Sequence[str]) -> bool:
+    """Whether a label name matches one of the glob ``patterns`` (such as
+    :data:`DEFAULT_EXCLUDED_ORGANS`), the name taken in lower case with spaces and
+    hyphens as underscores (``"Kidney-Left"`` matches ``"kidney*"``)."""
     key = lookup_key(name)
     return any(fnmatch.fnmatchcase(key, p) for p in patterns)
 
@@ -715,7 +719,7 @@ def _on_grid(labels: Labels, image: Image) -> Labels:
 def _names_mask(labels: Labels, patterns: Sequence[str]) -> tuple[NDArray[np.bool_], list[str]]:
     """Union of the labels whose names match ``patterns``, and those names."""
     present = labels.present()
-    values = [v for v, n in labels.names.items() if n in present and _matches(n, patterns)]
+    values = [v for v, n in labels.names.items() if n in present and matches_any(n, patterns)]
     names = [labels.names[v] for v in values]
     data = np.asarray(labels.image.data)
     return np.isin(data, values), names
@@ -1026,13 +1030,13 @@ def lesion_site(region_voxels: Mapping[str | None, int]) -> tuple[str, str]:
 
 
 def _site_of(name: str | None) -> str:
-    if name is None or _matches(name, SOFT_TISSUE_REGIONS):
+    if name is None or matches_any(name, SOFT_TISSUE_REGIONS):
         return "node"
-    if _matches(name, (*LIVER_REGIONS, "liver_*")):
+    if matches_any(name, (*LIVER_REGIONS, "liver_*")):
         return "liver"
-    if _matches(name, ("pancrea*",)):
+    if matches_any(name, ("pancrea*",)):
         return "pancreas"
-    if _matches(name, BONE_REGIONS):
+    if matches_any(name, BONE_REGIONS):
         return "bone"
     return "other"
 
@@ -1485,7 +1489,7 @@ def _level_map(
         settings.min_volume_ml, float(np.prod(labels.image.spacing_mm)) / 1000.0
     )
     for value, name in labels.names.items():
-        if name in ref.labels or _matches(name, settings.excluded_organs):
+        if name in ref.labels or matches_any(name, settings.excluded_organs):
             continue
         m = (lab == value) & ~excluded
         if np.count_nonzero(m) < min_voxels:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from theranet.image import Image, Labels
+from theranet.report._format import fmt_num
 
 __all__ = ["LESION_COLUMNS", "mip_figure", "write_assessment_report"]
 
@@ -46,9 +47,7 @@ def _fmt(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        if not np.isfinite(value):
-            return ""
-        return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+        return fmt_num(value, 3) if np.isfinite(value) else ""
     return str(value)
 
 

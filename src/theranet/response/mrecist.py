@@ -37,6 +37,7 @@ from theranet.response.recist import (
     TOO_SMALL_TO_MEASURE_MM,
     NonTargetValue,
     Response,
+    _at_least,
     non_target_response,
     overall_response,
 )
@@ -64,11 +65,6 @@ MIN_NEW_LESION_MM = 10.0
 PR_MIN_DECREASE_PCT = 30.0
 #: PD: increase of the sum vs nadir, percent (inclusive).
 PD_MIN_INCREASE_PCT = 20.0
-_REL_TOL = 1e-9
-
-
-def _at_least(value: float, threshold: float) -> bool:
-    return value >= threshold - _REL_TOL * max(1.0, abs(threshold))
 
 
 def _length(name: str, value: object, *, allow_none: bool = False) -> float | None:

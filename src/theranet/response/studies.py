@@ -151,9 +151,8 @@ def read_imaging_study(folder: str | Path, *, strictness: str = "strict") -> Ima
         raise ResponseError("STUDY_DIR", "is not a folder", str(folder), "give a study folder")
     mode = Strictness.parse(strictness)
     groups = discover(folder, strictness=mode)
-    cts = [s for g in groups for tp in g.time_points for s in tp.of_kind("ct")]
-    cts += [s for g in groups for st in g.studies for s in st.series if s.kind == "ct"]
-    ct_dirs = sorted({s.paths[0].parent for s in cts})
+    cts = [(g, s) for g in groups for st in g.studies for s in st.series if s.kind == "ct"]
+    ct_dirs = sorted({s.paths[0].parent for _, s in cts})
     if len(ct_dirs) != 1:
         raise ResponseError(
             "STUDY_DIR",
@@ -161,8 +160,7 @@ def read_imaging_study(folder: str | Path, *, strictness: str = "strict") -> Ima
             [p.name for p in ct_dirs] if ct_dirs else folder.name,
             "give one folder per study, with its CT and its lesion segmentation",
         )
-    pseudonyms = {g.pseudonym for g in groups if any(s.kind == "ct" for st in g.studies
-                                                       for s in st.series)}  # fmt: skip
+    pseudonyms = {g.pseudonym for g, _ in cts}
     ct = read_series(ct_dirs[0], strictness=mode)
     when = ct.timing.acquisition_start
     if when is None:
@@ -480,7 +478,8 @@ def assess_studies(
         matching = match_lesions(
             baseline.lesions, study.lesions, transform=reg, max_distance_mm=max_distance_mm
         )
-        tracking.extend(_tracking_rows(study, matching, fu, names))
+        ids = matching.lesion_ids()
+        tracking.extend(_tracking_rows(study, matching, ids, fu, names))
         booked = matching.baseline_diameters_mm(
             {label: m.recist_diameter_mm for label, m in fu.items()}
         )
@@ -498,14 +497,13 @@ def assess_studies(
                 )
                 add(study, label, "non_target", fm, None, "present" if still else "absent",
                     m.name, organ, node)  # fmt: skip
-        ids = matching.lesion_ids()
         for f_label in matching.new:
             fm = fu[f_label]
             organ = _organ(fm, study) if not fm.is_node else NODE_ORGAN
             new_id = f"new_{study.study_date.isoformat()}_{ids[f_label]}"
             add(study, f_label, "new", fm, None, "present", new_id, organ, fm.is_node)
         new_by_study[study.study_date] = bool(matching.new)
-        fu_targets = {f for f, b in _follow_to_baseline(matching).items() if b in targets}
+        fu_targets = {f for f, b in ids.items() if f not in matching.new and b in targets}
         hu_by_study[study.study_date] = _mean_hu(fu, fu_targets)
 
     say("assessing RECIST 1.1 and Choi")
@@ -543,15 +541,6 @@ def _mean_hu(measured: dict[int, LesionMeasurement], labels: set[int]) -> float 
     return float(sum(m.mean_hu * m.volume_ml for m in chosen) / vol)
 
 
-def _follow_to_baseline(matching: Matching) -> dict[int, int]:
-    out = {m.follow_up: m.baseline for m in matching.matched}
-    for s in matching.splits:
-        out.update({f: s.baseline for f in s.follow_ups})
-    for m in matching.merges:
-        out[m.follow_up] = m.first
-    return out
-
-
 def _present_baselines(matching: Matching) -> set[int]:
     out = {m.baseline for m in matching.matched}
     out |= {s.baseline for s in matching.splits}
@@ -572,10 +561,10 @@ def _matched(
 def _tracking_rows(
     study: ImagingStudy,
     matching: Matching,
+    ids: dict[int, int],
     fu: dict[int, LesionMeasurement],
     baseline_names: dict[int, str],
 ) -> list[dict[str, Any]]:
-    ids = matching.lesion_ids()
     rows = []
 
     def row(f_label: int, link: str, baseline: str, dice: float | None) -> dict[str, Any]:
