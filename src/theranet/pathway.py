@@ -49,18 +49,15 @@ from __future__ import annotations
 import copy
 import logging
 import textwrap
-import tomllib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
 from os import PathLike
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from theranet import _checks
-from theranet._checks import read_table_text
+from theranet._tables import load_user_table, parse_toml, read_shipped
 from theranet.errors import TheranetError
 from theranet.radiopharmaceuticals import STATUSES, Sourced, normalise_name
 
@@ -1229,12 +1226,7 @@ class _Loader:
 
 
 def _read_toml(text: str, source: str) -> dict[str, Any]:
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise PathwayError(
-            "TOML", f"cannot be parsed: {exc}", None, "fix the TOML syntax", source
-        ) from None
+    doc = parse_toml(PathwayError, text, source)
     unknown = sorted(set(doc) - _TOP_KEYS)
     if unknown:
         raise PathwayError(
@@ -1248,12 +1240,17 @@ def _read_toml(text: str, source: str) -> dict[str, Any]:
 
 
 def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """User entries replace entries of the same key (rows: of the same id) as a whole."""
+    """User entries replace entries of the same key (rows: of the same id) as a whole.
+
+    The user's ``date`` replaces the shipped one; the version is left to the caller.
+    """
     merged = copy.deepcopy(dict(base))
     for key, value in override.items():
-        if key in ("version", "date"):
+        if key == "version":
             continue
-        if key == "row":
+        if key == "date":
+            merged[key] = value
+        elif key == "row":
             rows = merged.setdefault("row", [])
             index = {r.get("id"): i for i, r in enumerate(rows)}
             for r in value if isinstance(value, list) else [value]:
@@ -1269,17 +1266,19 @@ def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, An
     return merged
 
 
+def _build(doc: Mapping[str, Any], version: str, paths: tuple[str, ...]) -> PathwayTable:
+    return _Loader(doc, version, paths).build()
+
+
 @lru_cache(maxsize=1)
 def _shipped_doc() -> tuple[dict[str, Any], str]:
-    resource = resources.files("theranet").joinpath(_DATA_FILE)
-    source = f"theranet/{_DATA_FILE}"
-    return _read_toml(resource.read_text(encoding="utf-8"), source), source
+    return read_shipped(_DATA_FILE, _read_toml)
 
 
 @lru_cache(maxsize=1)
 def _shipped() -> PathwayTable:
     doc, source = _shipped_doc()
-    return _Loader(doc, str(doc.get("version", "")), (source,)).build()
+    return _build(doc, str(doc.get("version", "")), (source,))
 
 
 def load_table(path: str | PathLike[str] | None = None, *, merge: bool = True) -> PathwayTable:
@@ -1326,20 +1325,17 @@ def load_table(path: str | PathLike[str] | None = None, *, merge: bool = True) -
         second_line = ["fdg_pet"]
         anatomical = ["chest_ct"]
     """
-    shipped_doc, shipped_source = _shipped_doc()
     if path is None:
         return _shipped()
-    text, where = read_table_text(PathwayError, path)
-    p = Path(where)
-    user = _read_toml(text, str(p))
-    user_version = str(user.get("version", "user"))
-    if merge:
-        doc = _merge(shipped_doc, user)
-        if "date" in user:
-            doc["date"] = user["date"]
-        version = f"{shipped_doc.get('version', '')}+{user_version}"
-        return _Loader(doc, version, (shipped_source, str(p))).build()
-    return _Loader(user, user_version, (str(p),)).build()
+    return load_user_table(
+        PathwayError,
+        path,
+        merge=merge,
+        shipped=_shipped_doc(),
+        read_toml=_read_toml,
+        merge_docs=_merge,
+        build=_build,
+    )
 
 
 def table_version(table: PathwayTable | None = None) -> str:

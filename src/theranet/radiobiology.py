@@ -60,13 +60,10 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import tomllib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
 from os import PathLike
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -74,7 +71,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from theranet import _checks
-from theranet._checks import read_table_text
+from theranet._tables import SourcedTable, load_user_table, parse_toml, read_shipped
 from theranet.errors import TheranetError
 from theranet.radiopharmaceuticals import Sourced
 
@@ -201,7 +198,7 @@ class Tissue:
         return all(k in self.sources and self.sources[k].is_verified for k in keys)
 
 
-class TissueTable:
+class TissueTable(SourcedTable[Tissue]):
     """A validated table of tissues, looked up by name or alias.
 
     Parameters
@@ -218,38 +215,20 @@ class TissueTable:
         Two tissues share a name or alias.
     """
 
+    _entry_type = Tissue
+    _normalise = staticmethod(_normalise_name)
+
     def __init__(self, tissues: Iterable[Tissue], version: str, paths: tuple[str, ...] = ()):
-        self._tissues = tuple(tissues)
-        self._version = str(version)
-        self._paths = tuple(paths)
-        index: dict[str, Tissue] = {}
-        for entry in self._tissues:
-            for key in {_normalise_name(n) for n in (entry.name, *entry.aliases)}:
-                other = index.get(key)
-                if other is not None and other is not entry:
-                    raise RadiobiologyError(
-                        f"tissue.{entry.name}",
-                        f"name or alias also used by '{other.name}'",
-                        key,
-                        "make tissue names and aliases unique",
-                        source=" + ".join(self._paths) or None,
-                    )
-                index[key] = entry
-        self._index = MappingProxyType(index)
+        super().__init__(tissues, version, paths)
 
-    @property
-    def version(self) -> str:
-        """Table version (``"<shipped>+<user>"`` for a merged table)."""
-        return self._version
-
-    @property
-    def paths(self) -> tuple[str, ...]:
-        """Files the table was read from."""
-        return self._paths
-
-    def names(self) -> tuple[str, ...]:
-        """Canonical tissue names in table order."""
-        return tuple(t.name for t in self._tissues)
+    def _clash_error(self, entry: Tissue, other: Tissue, key: str) -> RadiobiologyError:
+        return RadiobiologyError(
+            f"tissue.{entry.name}",
+            f"name or alias also used by '{other.name}'",
+            key,
+            "make tissue names and aliases unique",
+            source=" + ".join(self._paths) or None,
+        )
 
     def get(self, name: str | Tissue) -> Tissue:
         """Look up a tissue by name or alias (case, spaces and hyphens ignored).
@@ -273,7 +252,7 @@ class TissueTable:
             return name
         if not isinstance(name, str):
             raise RadiobiologyError("tissue", "must be a tissue name or a Tissue", name)
-        entry = self._index.get(_normalise_name(name))
+        entry = self._lookup(name)
         if entry is None:
             raise RadiobiologyError(
                 "tissue",
@@ -285,28 +264,12 @@ class TissueTable:
             )
         return entry
 
-    def __contains__(self, name: object) -> bool:
-        if isinstance(name, Tissue):
-            return name in self._tissues
-        return isinstance(name, str) and _normalise_name(name) in self._index
-
-    def __iter__(self) -> Iterator[Tissue]:
-        return iter(self._tissues)
-
-    def __len__(self) -> int:
-        return len(self._tissues)
-
     def __repr__(self) -> str:
         return f"TissueTable(version={self._version!r}, tissues={list(self.names())})"
 
 
 def _read_toml(text: str, source: str) -> dict[str, Any]:
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise RadiobiologyError(
-            "TOML", f"cannot be parsed: {exc}", fix="fix the TOML syntax", source=source
-        ) from None
+    doc = parse_toml(RadiobiologyError, text, source)
     unknown = sorted(set(doc) - _TOP_KEYS)
     if unknown:
         raise RadiobiologyError(
@@ -391,9 +354,7 @@ def _build(doc: Mapping[str, Any], version: str, paths: tuple[str, ...]) -> Tiss
 
 @lru_cache(maxsize=1)
 def _shipped_doc() -> tuple[dict[str, Any], str]:
-    resource = resources.files("theranet").joinpath(_DATA_FILE)
-    source = f"theranet/{_DATA_FILE}"
-    return _read_toml(resource.read_text(encoding="utf-8"), source), source
+    return read_shipped(_DATA_FILE, _read_toml)
 
 
 @lru_cache(maxsize=1)
@@ -436,18 +397,17 @@ def load_tissues(path: str | PathLike[str] | None = None, *, merge: bool = True)
         repair_half_time = { value = 1.5, unit = "h", source = "site protocol",
                              section = "SOP 12", status = "uncertain" }
     """
-    shipped_doc, shipped_source = _shipped_doc()
     if path is None:
         return _shipped()
-    text, where = read_table_text(RadiobiologyError, path)
-    p = Path(where)
-    user = _read_toml(text, str(p))
-    user_version = str(user.get("version", "user"))
-    if merge:
-        doc = _merge(shipped_doc, user)
-        version = f"{shipped_doc.get('version', '')}+{user_version}"
-        return _build(doc, version, (shipped_source, str(p)))
-    return _build(user, user_version, (str(p),))
+    return load_user_table(
+        RadiobiologyError,
+        path,
+        merge=merge,
+        shipped=_shipped_doc(),
+        read_toml=_read_toml,
+        merge_docs=_merge,
+        build=_build,
+    )
 
 
 def tissue(name: str | Tissue, table: TissueTable | None = None) -> Tissue:

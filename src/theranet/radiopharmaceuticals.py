@@ -44,17 +44,16 @@ import copy
 import difflib
 import math
 import re
-import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
-from importlib import resources
 from os import PathLike
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from theranet._tables import SourcedTable, parse_toml, read_shipped
 from theranet.errors import MissingFieldError, TheranetError, UnitError
 
 if TYPE_CHECKING:
@@ -469,7 +468,7 @@ class Radiopharmaceutical:
 # catalogue
 
 
-class Catalogue:
+class Catalogue(SourcedTable[Radiopharmaceutical]):
     """An immutable, validated set of radiopharmaceuticals with name lookup.
 
     Parameters
@@ -487,48 +486,35 @@ class Catalogue:
         Two entries share a lookup key.
     """
 
+    _entry_type = Radiopharmaceutical
+    _normalise = staticmethod(normalise_name)
+
     def __init__(
         self,
         entries: tuple[Radiopharmaceutical, ...] | list[Radiopharmaceutical],
         version: str,
         paths: tuple[str, ...] = (),
     ) -> None:
-        self._entries = tuple(entries)
-        self._version = str(version)
-        self._paths = tuple(paths)
-        index: dict[str, Radiopharmaceutical] = {}
-        for entry in self._entries:
-            for key in entry.lookup_keys():
-                other = index.get(key)
-                if other is not None and other is not entry:
-                    raise CatalogueError(
-                        f"radiopharmaceutical '{entry.name}'",
-                        f"name or alias also used by '{other.name}'",
-                        key,
-                        fix="make names and aliases unique",
-                        source=", ".join(self._paths) or None,
-                    )
-                index[key] = entry
-        self._index = MappingProxyType(index)
+        super().__init__(entries, version, paths)
 
-    @property
-    def version(self) -> str:
-        """Table version (``"shipped+site"`` for a merged table)."""
-        return self._version
+    def _keys(self, entry: Radiopharmaceutical) -> frozenset[str]:
+        return entry.lookup_keys()
 
-    @property
-    def paths(self) -> tuple[str, ...]:
-        """Files the catalogue was read from."""
-        return self._paths
+    def _clash_error(
+        self, entry: Radiopharmaceutical, other: Radiopharmaceutical, key: str
+    ) -> CatalogueError:
+        return CatalogueError(
+            f"radiopharmaceutical '{entry.name}'",
+            f"name or alias also used by '{other.name}'",
+            key,
+            fix="make names and aliases unique",
+            source=", ".join(self._paths) or None,
+        )
 
     @property
     def entries(self) -> tuple[Radiopharmaceutical, ...]:
         """All entries in table order."""
         return self._entries
-
-    def names(self) -> tuple[str, ...]:
-        """Canonical names in table order."""
-        return tuple(e.name for e in self._entries)
 
     def get(self, name: str | Radiopharmaceutical) -> Radiopharmaceutical:
         """Look up an entry by name or alias (case, spacing and hyphens ignored).
@@ -552,7 +538,7 @@ class Catalogue:
             return name
         if not isinstance(name, str):
             raise TypeError(f"name: expected str, got {type(name).__name__}")
-        entry = self._index.get(normalise_name(name))
+        entry = self._lookup(name)
         if entry is None:
             close = difflib.get_close_matches(normalise_name(name), list(self._index), n=1)
             hint = f"did you mean '{self._index[close[0]].name}'? " if close else ""
@@ -564,17 +550,6 @@ class Catalogue:
                 "or add an entry with load_catalogue()",
             )
         return entry
-
-    def __contains__(self, name: object) -> bool:
-        if isinstance(name, Radiopharmaceutical):
-            return name in self._entries
-        return isinstance(name, str) and normalise_name(name) in self._index
-
-    def __iter__(self) -> Iterator[Radiopharmaceutical]:
-        return iter(self._entries)
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
     def __repr__(self) -> str:
         return f"Catalogue(version={self._version!r}, entries={len(self._entries)})"
@@ -846,12 +821,7 @@ def _parse_entry(raw: Any, index: int, source: str) -> Radiopharmaceutical:
 
 
 def _read_toml(text: str, source: str) -> dict[str, Any]:
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise CatalogueError(
-            "TOML", f"cannot be parsed: {exc}", fix="fix the TOML syntax", source=source
-        ) from None
+    doc = parse_toml(CatalogueError, text, source)
     _check_keys(doc, _TOP_KEYS, "table", source)
     if "version" not in doc:
         raise _fail_missing("table", "version", source)
@@ -927,9 +897,7 @@ def _merge(base: dict[str, Any], override: Mapping[str, Any], source: str) -> di
 
 @lru_cache(maxsize=1)
 def _shipped_doc() -> tuple[dict[str, Any], str]:
-    resource = resources.files("theranet").joinpath(_DATA_FILE)
-    source = f"theranet/{_DATA_FILE}"
-    return _read_toml(resource.read_text(encoding="utf-8"), source), source
+    return read_shipped(_DATA_FILE, _read_toml)
 
 
 @lru_cache(maxsize=1)

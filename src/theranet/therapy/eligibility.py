@@ -66,11 +66,9 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
-from importlib import resources
 from os import PathLike
 from pathlib import Path
 from types import MappingProxyType
@@ -78,6 +76,7 @@ from typing import Any
 
 from theranet import _checks
 from theranet._checks import read_table_text
+from theranet._tables import parse_toml, read_shipped
 from theranet.errors import TheranetError
 from theranet.imaging import score as _score
 from theranet.imaging.score import (
@@ -907,18 +906,12 @@ def _build(
 
 
 def _read(text: str, source: str) -> dict[str, Any]:
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise EligibilityError(
-            "TOML", f"cannot be parsed: {exc}", fix="fix the TOML syntax", source=source
-        ) from None
+    return parse_toml(EligibilityError, text, source)
 
 
 @lru_cache(maxsize=1)
 def _shipped() -> Criteria:
-    source = f"theranet/{_DATA_FILE}"
-    doc = _read(resources.files("theranet").joinpath(_DATA_FILE).read_text("utf-8"), source)
+    doc, source = read_shipped(_DATA_FILE, _read)
     return _build(doc, _score.score_thresholds(), str(doc.get("version", "")), (source,))
 
 

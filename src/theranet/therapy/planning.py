@@ -58,20 +58,17 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from importlib import resources
 from os import PathLike
-from pathlib import Path
 from statistics import NormalDist
 from types import MappingProxyType
 from typing import Any
 
 from theranet import _checks
 from theranet import radiobiology as rb
-from theranet._checks import read_table_text
+from theranet._tables import load_user_table, parse_toml, read_shipped
 from theranet.errors import TheranetError
 from theranet.radiobiology import DoseRate, RadiobiologyError, Tissue
 from theranet.radiopharmaceuticals import Sourced
@@ -378,12 +375,7 @@ class LimitTable:
 
 
 def _read_toml(text: str, source: str) -> dict[str, Any]:
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise PlanningError(
-            "TOML", f"cannot be parsed: {exc}", fix="fix the TOML syntax", source=source
-        ) from None
+    doc = parse_toml(PlanningError, text, source)
     unknown = sorted(set(doc) - _TOP_KEYS)
     if unknown:
         raise PlanningError(
@@ -471,9 +463,7 @@ def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, An
 
 @lru_cache(maxsize=1)
 def _shipped_doc() -> tuple[dict[str, Any], str]:
-    resource = resources.files("theranet").joinpath(_DATA_FILE)
-    source = f"theranet/{_DATA_FILE}"
-    return _read_toml(resource.read_text(encoding="utf-8"), source), source
+    return read_shipped(_DATA_FILE, _read_toml)
 
 
 @lru_cache(maxsize=1)
@@ -516,17 +506,17 @@ def load_limits(path: str | PathLike[str] | None = None, *, merge: bool = True) 
         dose = { value = 1.0, unit = "Gy", source = "Reidy-Lagunes-2019",
                  section = "clinical.md §5.5", status = "verified" }
     """
-    shipped_doc, shipped_source = _shipped_doc()
     if path is None:
         return _shipped()
-    text, where = read_table_text(PlanningError, path)
-    p = Path(where)
-    user = _read_toml(text, str(p))
-    user_version = str(user.get("version", "user"))
-    if merge:
-        version = f"{shipped_doc.get('version', '')}+{user_version}"
-        return _build(_merge(shipped_doc, user), version, (shipped_source, str(p)))
-    return _build(user, user_version, (str(p),))
+    return load_user_table(
+        PlanningError,
+        path,
+        merge=merge,
+        shipped=_shipped_doc(),
+        read_toml=_read_toml,
+        merge_docs=_merge,
+        build=_build,
+    )
 
 
 def limits(
