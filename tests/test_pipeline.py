@@ -196,6 +196,23 @@ def test_dose_outputs_read_back(result):
     assert bed in (out / "report.html").read_text()
 
 
+def test_parts_of_the_tia_outside_the_images_are_reported(result):
+    """Every fitted region says how much of its TIA lies before 4 h and after 168 h
+    (head rule or extrapolation, not measured); the report shows the table."""
+    res, out, _ = result
+    kidney = res.regions["kidney_cortex"].outside_images
+    assert kidney is not None
+    for r in res.regions.values():
+        if r.outside_images is None:
+            continue
+        before, after = r.outside_images
+        assert 0.0 <= before < 1.0 and 0.0 <= after < 1.0 and before + after < 1.0, r.region
+    html = (out / "report.html").read_text()
+    # the acquisition mid-times of the 4 h and 168 h images
+    assert "Extrapolated TIA: outside the imaged interval 4.25-168 h" in html
+    assert "before 4.25 h (%)" in html
+
+
 def test_methods_and_registration_recorded(result):
     res, _, _ = result
     steps = dict(res.methods)

@@ -141,6 +141,9 @@ class RegionDose:
     method: str = ""
     eqd2_gy: float | None = None
     uncertainty: Mapping[str, float] = field(default_factory=dict)
+    #: Fractions of the TIA before the first and after the last image (head rule or
+    #: model extrapolation, not measured); None for a single time point.
+    outside_images: tuple[float, float] | None = None
 
     def as_row(self) -> dict[str, str]:
         def num(x: float | None) -> str:
@@ -817,11 +820,14 @@ def run_dosimetry(
         methods.append(("recovery uncertainty", f"FWHM {fwhm_mm:g} ± {fwhm_sd_mm:g} mm"))
 
     # ---- 5. kinetics
+    from theranet.kinetics.integrate import AFTER_LAST, BEFORE_FIRST
+
     fits: dict[str, object] = {}
     tia: dict[str, float] = {}
     tia_rel_sd: dict[str, float] = {}
     model_of: dict[str, str] = {}
     tacs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    outside: dict[str, tuple[float, float]] = {}
     for k, name in enumerate(names):
         a = conc[:, k] * volumes[name]
         s = conc_sd[:, k] * volumes[name]
@@ -844,6 +850,11 @@ def run_dosimetry(
                 fits[name] = fit
         tia[name] = res.tia_mbq_h
         tia_rel_sd[name] = res.rel_sd if math.isfinite(res.rel_sd) else math.nan
+        if stp is None and res.tia_mbq_h > 0:
+            outside[name] = (
+                res.details[BEFORE_FIRST] / res.tia_mbq_h,
+                res.details[AFTER_LAST] / res.tia_mbq_h,
+            )
     if stp is not None:
         warnings.append(
             f"single time point ({stp}): the TIA rests on an assumed mono-exponential "
@@ -957,6 +968,7 @@ def run_dosimetry(
             method=f"voxel {dose_method}"
             + (" (image-based red marrow)" if _kind(name) == "marrow" else ""),
             uncertainty=breakdown,
+            outside_images=outside.get(name),
         )
     methods.append(
         (
@@ -1317,8 +1329,23 @@ def _cycle_report(result: DosimetryResult, ct: Image, labels: Labels, activity: 
         versions=_versions(),
         registration=reg_rows,
         warnings=result.warnings,
-        tables=_cumulative_tables(cumulative),
+        tables=[*_outside_table(result), *_cumulative_tables(cumulative)],
     )
+
+
+def _outside_table(result: DosimetryResult) -> list:
+    """The share of each region's TIA outside the imaged interval (not measured)."""
+    rows = [
+        [r.region, r.model, f"{100 * r.outside_images[0]:.1f}", f"{100 * r.outside_images[1]:.1f}"]
+        for r in result.regions.values()
+        if r.outside_images is not None
+    ]
+    if not rows:
+        return []
+    t0, t1 = (f"{t:.3g}" for t in (min(result.times_h), max(result.times_h)))
+    title = f"Extrapolated TIA: outside the imaged interval {t0}-{t1} h"
+    headers = ["region", "model", f"before {t0} h (%)", f"after {t1} h (%)"]
+    return [(title, headers, rows)]
 
 
 def _cumulative_tables(recorded) -> list:

@@ -186,3 +186,39 @@ def test_hybrid_tia_bad_fit_points():
 
     with pytest.raises(KineticsError, match="fit_points"):
         hybrid_tia([1.0, 2.0], [3.0, 2.0], nuclide="Lu-177", fit_points=3)
+
+
+# --------------------------------------------------------------------------- outside the images
+
+
+def test_analytic_parts_before_and_after_the_images_by_hand():
+    """Mono-exponential A0 exp(-l t) sampled 4..168 h: the part before 4 h is
+    A0 (1 - exp(-4 l)) / l and the part after 168 h is A0 exp(-168 l) / l."""
+    from theranet.kinetics.integrate import AFTER_LAST, BEFORE_FIRST
+
+    lam = LN2 / 56.0
+    t = np.array([4.0, 24.0, 96.0, 168.0])
+    fit = fit_tac(t, 163.0 * np.exp(-lam * t), "mono", nuclide="Lu-177")
+    res = tia_from_fit(fit)
+    before = 163.0 * (1.0 - math.exp(-4.0 * lam)) / lam
+    after = 163.0 * math.exp(-168.0 * lam) / lam
+    assert res.details[BEFORE_FIRST] == pytest.approx(before, rel=1e-6)
+    assert res.details[AFTER_LAST] == pytest.approx(after, rel=1e-6)
+    c = res.components_mbq_h
+    assert math.fsum(c.values()) == pytest.approx(res.tia_mbq_h, rel=1e-12)
+
+
+def test_trapezoid_and_hybrid_parts_outside_the_images():
+    from theranet.kinetics.integrate import AFTER_LAST, BEFORE_FIRST, hybrid_tia
+
+    lam = LAM_LU + LN2 / 80.0
+    t = np.array([4.0, 24.0, 96.0, 168.0])
+    a = 250.0 * np.exp(-lam * t)
+    tr = trapezoid_tia(t, a, nuclide="Lu-177", head="zero", tail="physical")
+    # head A(t1) t1 / 2, tail A(tn) / lambda_phys (the rules of clinical.md §6.3)
+    assert tr.details[BEFORE_FIRST] == pytest.approx(a[0] * 4.0 / 2.0, rel=1e-14)
+    assert tr.details[AFTER_LAST] == pytest.approx(a[-1] / LAM_LU, rel=1e-14)
+    hy, _ = hybrid_tia(t, a, nuclide="Lu-177", fit_points=3, head="constant")
+    # constant head A(t1) t1; exact mono tail from the last point A(tn) / lambda
+    assert hy.details[BEFORE_FIRST] == pytest.approx(a[0] * 4.0, rel=1e-14)
+    assert hy.details[AFTER_LAST] == pytest.approx(a[-1] / lam, rel=1e-6)

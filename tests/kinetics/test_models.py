@@ -217,3 +217,40 @@ def test_models_module_imports_numpy_only():
     assert imported <= {"__future__", "logging", "math", "dataclasses", "numpy", "numpy.typing"} | {
         "theranet.errors"
     }
+
+
+# --------------------------------------------------------------------------- partial integrals
+
+
+@pytest.mark.parametrize("name", ["mono", "biexp_uptake", "biexp", "triexp"])
+@pytest.mark.parametrize(("t0", "t1"), [(0.0, 4.0), (4.0, 168.0), (168.0, math.inf)])
+def test_partial_integral_matches_numerical_quadrature(name, t0, t1):
+    """Independent check: scipy quad of the hand-written formula (clinical.md §6.2)."""
+    p = PARAMS[name]
+    exact, _ = integrate.quad(lambda t: hand_curve(name, p, t), t0, t1, epsabs=0, epsrel=1e-12,
+                              limit=200)  # fmt: skip
+    got = get_model(name).partial_integral(p, t0, t1)
+    assert got == pytest.approx(exact, rel=1e-9)
+
+
+@pytest.mark.parametrize("name", ["mono", "biexp_uptake", "biexp", "triexp"])
+def test_partial_integrals_add_up_to_the_whole(name):
+    p = PARAMS[name]
+    m = get_model(name)
+    parts = [m.partial_integral(p, a, b) for a, b in ((0, 4), (4, 96), (96, math.inf))]
+    assert math.fsum(parts) == pytest.approx(m.integral(p), rel=1e-12)
+
+
+def test_partial_integral_of_the_mono_exponential_by_hand():
+    # A0 (exp(-l t0) - exp(-l t1)) / l
+    a0, lam = 163.0, L_SLOW
+    want = a0 * (math.exp(-lam * 4.0) - math.exp(-lam * 24.0)) / lam
+    assert MONO.partial_integral([a0, lam], 4.0, 24.0) == pytest.approx(want, rel=1e-14)
+    assert physical_model(LAM_LU).partial_integral([a0], 0.0, math.inf) == pytest.approx(
+        a0 / LAM_LU, rel=1e-14
+    )
+
+
+def test_partial_integral_refuses_reversed_times():
+    with pytest.raises(ValueError, match="start_h <= end_h"):
+        MONO.partial_integral([1.0, 0.1], 5.0, 1.0)

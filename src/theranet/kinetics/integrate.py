@@ -16,7 +16,10 @@ Rules (clinical.md §6.3):
     a log-linear least-squares fit weighted by ``(A/sigma)^2`` when sigmas are
     given, with ``lambda >= lambda_phys``).
 
-Every :class:`TIAResult` lists the rules it used.
+Every :class:`TIAResult` lists the rules it used, and its ``details`` give the
+parts of the TIA that lie outside the imaged interval (``before_first_point_mbq_h``,
+0 to the first point; ``after_last_point_mbq_h``, the last point to infinity): they
+rest on the head rule or the model's extrapolation, not on measurements.
 """
 
 from __future__ import annotations
@@ -35,7 +38,16 @@ from theranet.kinetics.fit import FitResult, _as_nuclide, validate_tac
 from theranet.kinetics.models import KineticsError
 from theranet.nuclides import Nuclide
 
-__all__ = ["HEAD_RULES", "TAIL_RULES", "TIAResult", "hybrid_tia", "tia_from_fit", "trapezoid_tia"]
+__all__ = [
+    "AFTER_LAST",
+    "BEFORE_FIRST",
+    "HEAD_RULES",
+    "TAIL_RULES",
+    "TIAResult",
+    "hybrid_tia",
+    "tia_from_fit",
+    "trapezoid_tia",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +55,10 @@ logger = logging.getLogger(__name__)
 HEAD_RULES: tuple[str, ...] = ("zero", "constant")
 #: Tail rules of :func:`trapezoid_tia`.
 TAIL_RULES: tuple[str, ...] = ("physical", "fitted")
+#: Key in :attr:`TIAResult.details`: TIA from 0 to the first point, MBq·h.
+BEFORE_FIRST = "before_first_point_mbq_h"
+#: Key in :attr:`TIAResult.details`: TIA from the last point to infinity, MBq·h.
+AFTER_LAST = "after_last_point_mbq_h"
 
 
 @dataclass(frozen=True)
@@ -110,7 +126,9 @@ def tia_from_fit(fit: FitResult, *, nuclide: str | Nuclide | None = None) -> TIA
     Returns
     -------
     TIAResult
-        ``method="analytic"``; SD from the delta method on the fit covariance.
+        ``method="analytic"``; SD from the delta method on the fit covariance;
+        components ``head`` (0 to the first point), ``body`` (first to last
+        point) and ``tail`` (last point to infinity) of the fitted curve.
 
     Raises
     ------
@@ -131,13 +149,21 @@ def tia_from_fit(fit: FitResult, *, nuclide: str | Nuclide | None = None) -> TIA
     )
     details = {f"{k}": v for k, v in fit.params_dict.items()}
     details["terminal_half_life_h"] = math.log(2.0) / fit.terminal_rate_per_h
+    t1, tn = float(fit.times_h[0]), float(fit.times_h[-1])
+    parts = {
+        "head": fit.model.partial_integral(fit.params, 0.0, t1),
+        "body": fit.model.partial_integral(fit.params, t1, tn),
+        "tail": fit.model.partial_integral(fit.params, tn, math.inf),
+    }
+    details[BEFORE_FIRST] = parts["head"]
+    details[AFTER_LAST] = parts["tail"]
     return TIAResult(
         fit.tia_mbq_h,
         fit.tia_sd_mbq_h,
         "analytic",
         rules,
         fit.nuclide,
-        MappingProxyType({"0-inf": fit.tia_mbq_h}),
+        MappingProxyType(parts),
         MappingProxyType(details),
         fit.warnings,
     )
@@ -282,6 +308,8 @@ def trapezoid_tia(
     tail_area = a[-1] / lam
     grad += tail_grad
     details["tail_lambda_per_h"] = lam
+    details[BEFORE_FIRST] = float(head_area)
+    details[AFTER_LAST] = float(tail_area)
     tia = head_area + body + tail_area
     sd = math.sqrt(float(np.sum((grad * s) ** 2))) if s is not None else math.nan
     if s is not None:
@@ -403,7 +431,14 @@ def hybrid_tia(
         rules,
         nuc.name,
         MappingProxyType({"head": float(head_area), "body": body, "tail": tail}),
-        MappingProxyType({"tail_lambda_per_h": lam, "tail_start_h": tk}),
+        MappingProxyType(
+            {
+                "tail_lambda_per_h": lam,
+                "tail_start_h": tk,
+                BEFORE_FIRST: float(head_area),
+                AFTER_LAST: a1 * math.exp(-lam * float(t[-1])) / lam,
+            }
+        ),
         tuple(fit.warnings),
     )
     return result, fit

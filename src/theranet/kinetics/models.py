@@ -266,6 +266,61 @@ class Model:
                 out = a1 / l1 + a2 / l2 - (a1 + a2) / l3
         return float(out) if np.ndim(out) == 0 else out
 
+    def terms(self, params: ArrayLike) -> tuple[tuple[float, float], ...]:
+        """The curve as a sum of exponentials, ``A(t) = sum_i c_i exp(-k_i t)``.
+
+        Parameters
+        ----------
+        params : array_like of float, shape (K,)
+
+        Returns
+        -------
+        tuple of (float, float)
+            ``(c_i, k_i)``: coefficient in MBq (negative for an uptake term) and
+            rate constant in 1/h.
+        """
+        p = [float(v) for v in _split(params, self.n_params, self.name)]
+        if self.name == "physical":
+            return ((p[0], float(self.decay_constant_per_h)),)
+        if self.name == "mono":
+            return ((p[0], p[1]),)
+        if self.name == "biexp_uptake":
+            return ((p[0], p[1]), (-p[0], p[2]))
+        if self.name == "biexp":
+            return ((p[0], p[1]), (p[2], p[3]))
+        a1, l1, a2, l2, l3 = p
+        return ((a1, l1), (a2, l2), (-(a1 + a2), l3))
+
+    def partial_integral(self, params: ArrayLike, start_h: float, end_h: float) -> float:
+        """Time-integrated activity between two times, MBq·h.
+
+        ``sum_i c_i (exp(-k_i t0) - exp(-k_i t1)) / k_i`` over :meth:`terms`;
+        ``end_h = inf`` integrates to infinity.
+
+        Parameters
+        ----------
+        params : array_like of float, shape (K,)
+        start_h, end_h : float
+            Times after injection, h, ``0 <= start_h <= end_h`` (``end_h`` may be
+            ``inf``).
+
+        Returns
+        -------
+        float
+            MBq·h (``inf`` when a rate constant is 0 and ``end_h`` is ``inf``).
+        """
+        t0, t1 = float(start_h), float(end_h)
+        if not (0.0 <= t0 <= t1) or math.isnan(t1):
+            raise ValueError(f"partial_integral: need 0 <= start_h <= end_h, got {t0}, {t1}")
+        total = 0.0
+        for c, k in self.terms(params):
+            if k == 0.0:
+                total += c * (t1 - t0)
+            else:
+                e1 = 0.0 if math.isinf(t1) else math.exp(-k * t1)
+                total += c * (math.exp(-k * t0) - e1) / k
+        return total
+
     def integral_gradient(self, params: ArrayLike) -> NDArray[np.float64]:
         """Gradient of :meth:`integral` with respect to the parameters (delta method).
 

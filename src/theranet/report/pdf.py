@@ -33,6 +33,7 @@ _MARGIN_X = 0.55
 _MARGIN_TOP = 0.5
 _MARGIN_BOTTOM = 0.6
 _TABLE_PT = 7.5
+_TABLE_MIN_PT = 6.0  # wide tables shrink to this size before words break
 _BODY_PT = 9.0
 _SMALL_PT = 8.0
 _INK = "#1b1f23"
@@ -236,21 +237,42 @@ class _Document:
             self.text(line, size_pt, color=color)
 
     # -- tables ------------------------------------------------------------------
-    def _column_widths(self, table: _format.Table, pad: float) -> list[float]:
+    def _widths_at(
+        self, table: _format.Table, pad: float, size_pt: float
+    ) -> tuple[list[float], list[float]]:
+        """Natural and minimum column widths (in) at one text size: a number or a
+        word is never broken at the minimum."""
         m = self.measure
         natural, minimum = [], []
         for j, header in enumerate(table.headers):
             cells = [row[j] for row in table.rows]
-            cell_w = max((m.width_in(c, _TABLE_PT) for c in cells), default=0.0)
-            head_w = m.width_in(header, _TABLE_PT, "bold")
-            head_word = m.longest_word_in(header, _TABLE_PT, "bold")
+            cell_w = max((m.width_in(c, size_pt) for c in cells), default=0.0)
+            head_w = m.width_in(header, size_pt, "bold")
+            head_word = m.longest_word_in(header, size_pt, "bold")
             # headers may take two lines before the cells do
             natural.append(max(cell_w, head_word, head_w / 2) + 2 * pad)
             if table.numeric[j]:
                 minimum.append(max(cell_w, head_word) + 2 * pad)
             else:
-                words = max((m.longest_word_in(c, _TABLE_PT) for c in cells), default=0.0)
+                words = max((m.longest_word_in(c, size_pt) for c in cells), default=0.0)
                 minimum.append(min(max(words, head_word) + 2 * pad, natural[-1]))
+        return natural, minimum
+
+    def _table_size(self, table: _format.Table, pad: float) -> float:
+        """The table's text size, pt: the standard one, or smaller (not below
+        ``_TABLE_MIN_PT``) when the columns would otherwise have to break words and
+        numbers to fit the page."""
+        _, minimum = self._widths_at(table, pad, _TABLE_PT)
+        text = sum(minimum) - 2 * pad * len(minimum)
+        room = self.width - 2 * pad * len(minimum)
+        if text <= room or text <= 0.0:
+            return _TABLE_PT
+        # text widths scale with the size; the padding does not (a little margin
+        # for rounding in the measured widths)
+        return max(_TABLE_MIN_PT, _TABLE_PT * room / text * 0.995)
+
+    def _column_widths(self, table: _format.Table, pad: float, size_pt: float) -> list[float]:
+        natural, minimum = self._widths_at(table, pad, size_pt)
         total, avail = sum(natural), self.width
         if total <= avail:
             return [w + (avail - total) * w / total for w in natural]
@@ -281,17 +303,18 @@ class _Document:
         if fold_constant:
             table, note = _fold_constant_columns(table)
         pad_x, pad_y = 0.05, 0.035
-        line_h = _TABLE_PT * 1.25 / 72.0
         if not table.rows:
             self.heading(title, keep_with_in=0.3)
             self.text("None.", _BODY_PT, color=_MUTED)
             return
-        widths = self._column_widths(table, pad_x)
+        size = self._table_size(table, pad_x)
+        line_h = size * 1.25 / 72.0
+        widths = self._column_widths(table, pad_x, size)
         lefts = [_MARGIN_X + sum(widths[:j]) for j in range(len(widths))]
 
         def cell_lines(row: tuple[str, ...], weight: str) -> list[list[str]]:
             return [
-                m.wrap(cell, max(w - 2 * pad_x, 0.1), _TABLE_PT, weight)
+                m.wrap(cell, max(w - 2 * pad_x, 0.1), size, weight)
                 for cell, w in zip(row, widths, strict=True)
             ]
 
@@ -311,7 +334,7 @@ class _Document:
                     self.y = top + pad_y + k * line_h
                     self.text(
                         line,
-                        _TABLE_PT,
+                        size,
                         weight=weight,
                         x=x,
                         ha="right" if right else "left",
