@@ -53,6 +53,23 @@ def test_show_patient(filled):
         show_patient(filled, "NET-9999")
 
 
+def test_show_patient_with_two_treatments(filled):
+    filled.record_cycle(
+        "NET-0001",
+        **cycle_kwargs(dt.datetime(2025, 5, 5, 9, 0), regions=region_rows(1, scale=3.0)),
+        new_treatment=True,
+    )
+    text = _text(show_patient(filled, "NET-0001"))
+    assert "Cumulative over the cycles of treatment 1" in text
+    assert "Cumulative over the cycles of treatment 2" in text
+    assert "Cumulative over all cycles of treatments [1, 2]" in text
+    # kidneys: 3.2109876543 Gy x (1 + 2) in treatment 1, x 3 in treatment 2, 19.3 in all
+    parts = text.split("Cumulative over ")[1:]
+    kidney = [next(ln for ln in part.splitlines() if "kidneys" in ln) for part in parts]
+    cells = [[c.strip() for c in ln.split("│")[3:5]] for ln in kidney]
+    assert cells == [["2", "9.63"], ["1", "9.63"], ["3", "19.3"]]
+
+
 def test_export(filled, tmp_path):
     message = export(filled, tmp_path / "all.json")
     assert "all patients" in message.plain

@@ -151,8 +151,8 @@ def _dose_table(rec: CycleRecord) -> Table:
     return table
 
 
-def _cumulative_table(cycles: list[CycleRecord]) -> Table:
-    table = Table(title="Cumulative over all cycles", caption=f"{DASH}: a cycle has no BED yet")
+def _cumulative_table(cycles: list[CycleRecord], title: str) -> Table:
+    table = Table(title=title, caption=f"{DASH}: a cycle has no BED yet")
     table.add_column("Region")
     table.add_column("Kind")
     for name in ("Cycles", "Dose (Gy)", "BED (Gy)"):
@@ -166,6 +166,9 @@ def _cumulative_table(cycles: list[CycleRecord]) -> Table:
 
 def show_patient(registry: Registry, patient_id: str) -> Group:
     """A patient's cycles, the doses of each cycle and the cumulative dose per region.
+
+    With several treatments, the cumulative table is given per treatment and then
+    over all of them.
 
     Parameters
     ----------
@@ -185,7 +188,17 @@ def show_patient(registry: Registry, patient_id: str) -> Group:
     cycles = registry.cycles(patient_id)
     parts: list[object] = [_cycles_table(patient_id, cycles)]
     parts += [_dose_table(c) for c in cycles if c.regions]
-    parts.append(_cumulative_table(cycles))
+    treatments = sorted({c.treatment for c in cycles})
+    if len(treatments) == 1:
+        parts.append(_cumulative_table(cycles, "Cumulative over all cycles"))
+        return Group(*parts)
+    # each treatment course on its own (its limits and plan), then all courses
+    for t in treatments:
+        own = [c for c in cycles if c.treatment == t]
+        parts.append(_cumulative_table(own, f"Cumulative over the cycles of treatment {t}"))
+    parts.append(
+        _cumulative_table(cycles, f"Cumulative over all cycles of treatments {treatments}")
+    )
     return Group(*parts)
 
 

@@ -1,7 +1,8 @@
 """The next-cycle plan of a patient from the cycles recorded in the registry.
 
 What :func:`plan_from_registry` takes from the registry (the patient's latest
-treatment):
+treatment; the kidney BED and marrow dose of earlier treatments are stated in the
+plan's notes, not added):
 
 * **Kidneys**: the mass-weighted mean absorbed dose and BED of the regions whose
   radiobiology tissue is the kidney (e.g. ``kidney_cortex`` and ``kidney_medulla``)
@@ -120,6 +121,7 @@ def plan_from_registry(
             "(theranet registry list)",
         )
     treatment = max(c.treatment for c in cycles)
+    earlier: Sequence = [c for c in cycles if c.treatment != treatment]
     cycles: Sequence = [c for c in cycles if c.treatment == treatment]
     last = cycles[-1]
     if not _kidney_rows(last):
@@ -190,4 +192,23 @@ def plan_from_registry(
         f"red marrow: {marrow_name} ({marrow.method or 'recorded method'}), "
         f"{marrow.mean_dose_gy / a_gbq:.3g} Gy/GBq",
     ]
+    if earlier:
+        notes.append(_earlier_note(earlier, marrow_name))
     return plan, notes
+
+
+def _earlier_note(earlier: Sequence, marrow_name: str) -> str:
+    """What the earlier treatments gave, said because the plan does not count it."""
+    beds = [_kidney(c)[1] if _kidney_rows(c) else None for c in earlier]
+    known = [b for b in beds if b is not None]
+    bed = f"{math.fsum(known):.3g} Gy" if known else "not recorded"
+    if known and len(known) < len(beds):
+        bed += f" (over {len(known)} of {len(beds)} cycles)"
+    marrow = math.fsum(c.regions[marrow_name].mean_dose_gy for c in earlier
+                       if marrow_name in c.regions)  # fmt: skip
+    courses = sorted({c.treatment for c in earlier})
+    return (
+        f"earlier treatment(s) {', '.join(map(str, courses))}: {len(earlier)} cycle(s), kidney "
+        f"BED {bed}, {marrow_name} dose {marrow:.3g} Gy; NOT included in the cumulative "
+        "values above, which cover the current treatment only: weigh them before deciding"
+    )
