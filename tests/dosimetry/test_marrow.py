@@ -160,3 +160,27 @@ def test_image_based_bad_inputs():
         image_based_marrow_dose(
             1.0, red_marrow_fraction_in_voi=0.1, recovery_coefficient=0.78, marrow_mass_g=1.0
         )
+
+
+def test_remainder_correction_uses_the_phantom_marrow_s_value():
+    """MIRD remainder correction subtracts the *phantom's* marrow (S and mass):
+    with a patient marrow of 1400 g the phantom S(RM<-RM) must be given, and the
+    result then equals the hand formula with the phantom values."""
+    common = dict(
+        remainder_tia_mbq_h=10000.0,
+        s_rm_tb_mgy_per_mbq_s=2e-7,
+        phantom_total_body_mass_g=70000.0,
+        phantom_marrow_mass_g=1000.0,
+    )
+    with pytest.raises(DosimetryInputError, match="phantom_s_rm_rm"):
+        blood_based_marrow_dose(1.06, marrow_mass_g=1400.0, s_rm_rm_mgy_per_mbq_s=1e-5 / 1.4,
+                                **common)  # fmt: skip
+    d = blood_based_marrow_dose(
+        1.06,
+        marrow_mass_g=1400.0,
+        s_rm_rm_mgy_per_mbq_s=1e-5 / 1.4,
+        phantom_s_rm_rm_mgy_per_mbq_s=1e-5,
+        **common,
+    )
+    s_rb = (2e-7 * 70000 - 1e-5 * 1000) / 69000
+    assert d.remainder_dose_gy == pytest.approx(10000 * s_rb * 3.6, rel=1e-12)

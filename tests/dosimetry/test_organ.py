@@ -130,6 +130,17 @@ def test_missing_pairs_and_unknown_source(tmp_path, split_table):
         mird_dose({"kidneys": -1.0}, split_table)
 
 
+def test_mass_of_unknown_target_refused(split_table):
+    # "kidney" vs the table's "kidneys": must not be silently ignored (dose unscaled)
+    with pytest.raises(DosimetryInputError, match="target not in the S table") as exc:
+        mird_dose({"kidneys": 100.0}, split_table, masses_g={"kidney": 150.0})
+    assert exc.value.field == "masses_g['kidney']"
+    assert "'kidneys'" in exc.value.fix and "'liver'" in exc.value.fix
+    # a table target that is not a source is still accepted (noted, nothing scaled)
+    d = mird_dose({"kidneys": 100.0}, split_table, masses_g={"liver": 1500.0})
+    assert any("not a source" in n for n in d["liver"].notes)
+
+
 HEAD = "# nuclide: Lu-177\n# phantom: p\n"
 
 

@@ -110,6 +110,19 @@ def test_madsen_bad_input():
         hanscheid_tia(-1.0, 96.0)
 
 
+def test_madsen_t_pop_longer_than_physical_half_life_refused():
+    # non-decay-corrected data: T_eff <= T_phys (clinical.md §6.2); 177Lu T_phys ~ 159.5 h
+    with pytest.raises(KineticsError, match="physical half-life") as exc:
+        madsen_tia(10, 96, t_pop_h=400, nuclide="Lu-177")
+    assert exc.value.field == "t_pop_h" and exc.value.value == 400
+    assert "T_phys" in exc.value.fix
+    t_phys = Nuclide("Lu-177").half_life_h
+    res = madsen_tia(10.0, 96.0, t_pop_h=t_phys, nuclide="Lu-177")  # equality allowed
+    assert res.details["t_pop_h"] == t_phys
+    # without a nuclide T_phys is unknown: not checked
+    assert madsen_tia(10.0, 96.0, t_pop_h=400.0).nuclide is None
+
+
 # ---------------------------------------------------------------- prior-informed STP
 
 

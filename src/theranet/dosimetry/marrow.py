@@ -226,6 +226,7 @@ def blood_based_marrow_dose(
     s_rm_tb_mgy_per_mbq_s: float | None = None,
     phantom_total_body_mass_g: float | None = None,
     phantom_marrow_mass_g: float | None = None,
+    phantom_s_rm_rm_mgy_per_mbq_s: float | None = None,
     organ_tia_mbq_h: Mapping[str, float] | None = None,
     s_rm_organ_mgy_per_mbq_s: Mapping[str, float] | None = None,
     phantom_organ_masses_g: Mapping[str, float] | None = None,
@@ -255,8 +256,12 @@ def blood_based_marrow_dose(
         S(RM <- remainder of body), if already known.
     s_rm_tb_mgy_per_mbq_s, phantom_total_body_mass_g, phantom_marrow_mass_g : float, optional
         Inputs of :func:`remainder_of_body_s` when ``s_rm_rb`` is not given
-        (phantom values; ``s_rm_rm_mgy_per_mbq_s`` is used as the phantom's
-        S(RM <- RM) in the correction).
+        (phantom values).
+    phantom_s_rm_rm_mgy_per_mbq_s : float, optional
+        The phantom's S(RM <- RM), mGy/(MBq s), for the remainder correction (which
+        subtracts the phantom's marrow from its total body). Needed when
+        ``marrow_mass_g`` differs from ``phantom_marrow_mass_g``; when they are
+        equal, ``s_rm_rm_mgy_per_mbq_s`` is the phantom's value and is used.
     organ_tia_mbq_h, s_rm_organ_mgy_per_mbq_s : Mapping[str, float], optional
         Source organs counted separately (liver, kidneys, spleen...): their TIA
         and S(RM <- organ); the cross-dose is added.
@@ -307,8 +312,21 @@ def blood_based_marrow_dose(
                 raise DosimetryInputError(
                     "phantom_marrow_mass_g", "needed for the remainder correction"
                 )
-            s_src = {"red_marrow": s_rm_rm}
-            m_src = {"red_marrow": phantom_marrow_mass_g}
+            m_rm_ph = _check("phantom_marrow_mass_g", phantom_marrow_mass_g, positive=True)
+            if phantom_s_rm_rm_mgy_per_mbq_s is not None:
+                s_rm_rm_ph = _check("phantom_s_rm_rm_mgy_per_mbq_s", phantom_s_rm_rm_mgy_per_mbq_s)
+            elif math.isclose(m_rm, m_rm_ph, rel_tol=1e-9):
+                s_rm_rm_ph = s_rm_rm
+            else:
+                raise DosimetryInputError(
+                    "phantom_s_rm_rm_mgy_per_mbq_s",
+                    f"needed: the patient's marrow mass ({m_rm:g} g) differs from the "
+                    f"phantom's ({m_rm_ph:g} g), so S(RM<-RM) of the patient is not the "
+                    "phantom's",
+                    fix="give the phantom's S(RM<-RM) (same table as S(RM<-TB))",
+                )
+            s_src = {"red_marrow": s_rm_rm_ph}
+            m_src = {"red_marrow": m_rm_ph}
             organs = dict(organ_tia_mbq_h or {})
             masses = dict(phantom_organ_masses_g or {})
             for organ in organs:

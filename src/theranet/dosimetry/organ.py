@@ -465,8 +465,9 @@ def mird_dose(
     Raises
     ------
     DosimetryInputError
-        Negative/non-finite TIA or mass, a source absent from the table, a missing
-        pair (``missing_pairs="error"``), or a mass without a phantom mass.
+        Negative/non-finite TIA or mass, a source absent from the table, a mass
+        of a target absent from the table, a missing pair (``missing_pairs="error"``),
+        or a mass without a phantom mass.
     """
     if missing_pairs not in ("error", "zero"):
         raise DosimetryInputError("missing_pairs", "must be 'error' or 'zero'", missing_pairs)
@@ -484,6 +485,13 @@ def mird_dose(
     for name, value in masses_g.items():
         if not (math.isfinite(value) and value > 0):
             raise DosimetryInputError(f"masses_g[{name!r}]", "must be a positive mass in g", value)
+        if name not in s_table.targets:
+            raise DosimetryInputError(
+                f"masses_g[{name!r}]",
+                "target not in the S table",
+                fix=f"use one of {list(s_table.targets)}",
+                source=s_table.path,
+            )
     if not (math.isfinite(scaling_exponent_penetrating) and scaling_exponent_penetrating > 0):
         raise DosimetryInputError(
             "scaling_exponent_penetrating", "must be positive", scaling_exponent_penetrating

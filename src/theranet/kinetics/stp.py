@@ -163,7 +163,8 @@ def madsen_tia(
     tracer, organ : str, optional
         Look ``t_pop_h`` up in the population table (its mean) when not given.
     nuclide : str or Nuclide, optional
-        Nuclide of the measurement; must match the tracer's when looked up.
+        Nuclide of the measurement; must match the tracer's when looked up. With
+        an explicit ``t_pop_h``, it must not exceed the nuclide's physical half-life.
 
     Returns
     -------
@@ -188,7 +189,18 @@ def madsen_tia(
     else:
         t_pop = _positive(t_pop_h, "t_pop_h", "give the population effective half-life in h")
         rules.append(f"lambda = ln2 / T_pop, T_pop = {t_pop:.4g} h (given)")
-        nuc_name = None if nuclide is None else _as_nuclide(nuclide).name
+        nuc_name = None
+        if nuclide is not None:
+            nuc = _as_nuclide(nuclide)
+            nuc_name = nuc.name
+            if t_pop > nuc.half_life_h:
+                raise KineticsError(
+                    "t_pop_h",
+                    "effective half-life is longer than the physical half-life",
+                    t_pop_h,
+                    f"T_eff must not exceed T_phys = {nuc.half_life_h:.4g} h of {nuc.name} "
+                    "for non-decay-corrected data",
+                )
     lam = _LN2 / t_pop
     tia = a * math.exp(lam * t) / lam
     details = {"t_pop_h": t_pop, "lambda_per_h": lam, "time_h": t, "optimal_time_h": 1.0 / lam}
