@@ -9,7 +9,9 @@ within 10 %, red marrow within 15 %. The pipeline is given the system resolution
 from __future__ import annotations
 
 import csv
+import itertools
 import json
+import math
 import shutil
 
 import numpy as np
@@ -163,6 +165,48 @@ def test_bed_between_its_analytic_bounds(result):
         d = r.mean_dose_gy
         assert d < r.bed_gy < d * (1 + d / ab), name
         assert r.eqd2_gy == pytest.approx(r.bed_gy / (1 + 2 / ab))
+
+
+def test_bed_of_a_hybrid_curve_follows_the_integrated_curve(result):
+    """For a hybrid region the dose rate is the curve that was integrated (constant head
+    to t1, straight lines, fitted mono tail), scaled to the dose; its BED is checked
+    against Dale's double integral of that curve written out here and integrated by
+    scipy dblquad (tolerance 1e-4 on the quadratic term)."""
+    from scipy import integrate
+
+    from theranet import radiobiology as rb
+    from theranet.pipeline import tissue_of
+
+    res, _, _ = result
+    name = next(n for n in ("kidney_cortex", "red_marrow", "liver")
+                if res.regions[n].model.startswith("hybrid"))  # fmt: skip
+    r = res.regions[name]
+    t, a, _ = res.tacs[name]
+    fit = res.fits[name]
+    k = len(t) - len(fit.times_h)
+    a1, lam = (float(v) for v in fit.params)
+    a = np.clip(a, 0.0, None)
+    tk = float(t[k])
+
+    def activity(x):
+        if x >= tk:
+            return a1 * math.exp(-lam * x)
+        return float(np.interp(x, t[: k + 1], a[: k + 1]))  # constant before t1
+
+    tia = a[0] * t[0] + float(np.sum(np.diff(t[: k + 1]) * (a[1 : k + 1] + a[:k]) / 2))
+    tia += a1 * math.exp(-lam * tk) / lam
+    f = r.mean_dose_gy / tia
+    tis = rb.tissue(tissue_of(name))
+    mu = math.log(2) / tis.repair_half_time_h
+    t_end = tk + 40 * math.log(2) / lam
+    q = 0.0
+    edges = [0.0, *[float(x) for x in t[: k + 1]], t_end]
+    for lo, hi in itertools.pairwise(edges):  # outer t by pieces (kinks)
+        q += integrate.dblquad(
+            lambda w, x: 2 * f**2 * activity(x) * activity(w) * math.exp(-mu * (x - w)),
+            lo, hi, 0.0, lambda x: x, epsabs=0, epsrel=1e-9,
+        )[0]  # fmt: skip
+    assert (r.bed_gy - r.mean_dose_gy) * tis.alpha_beta_gy == pytest.approx(q, rel=1e-4)
 
 
 def test_uncertainty_includes_every_term(result):
@@ -335,6 +379,48 @@ def test_single_time_point_with_hanscheid(study, truth, tmp_path):
     got, exp = _mass_weighted(rows, truth, KIDNEYS)
     assert got == pytest.approx(exp, rel=0.15)
     assert res.regions["liver"].model == "hanscheid"
+
+
+def test_single_time_point_madsen_per_region(study, truth, tmp_path):
+    """Madsen where the population table has the region (kidneys, by tissue: 56 h,
+    Spink 2024; liver), Hänscheid elsewhere (lungs) with a warning; the kidney BED
+    uses 56 h:
+    BED = D (1 + G D/(alpha/beta)), G = T_rep/(T_rep + T_eff) (Dale 1985)."""
+    from theranet import radiobiology as rb
+
+    d = _copy(study, tmp_path / "s", keep={"tp3_96h"})
+    res = run_dosimetry(d, tmp_path / "out", fwhm_mm=12.0, stp="madsen", report=False)
+    assert res.regions["kidney_cortex"].model == "madsen"
+    assert res.regions["liver"].model == "madsen"  # 45-90 h (biokinetics.md §3.3)
+    assert res.regions["lungs"].model == "hanscheid"
+    assert any("Hänscheid used" in w and "lungs" in w for w in res.warnings)
+    k = rb.tissue("kidney")
+    r = res.regions["kidney_cortex"]
+    g = k.repair_half_time_h / (k.repair_half_time_h + 56.0)
+    want = r.mean_dose_gy * (1 + g * r.mean_dose_gy / k.alpha_beta_gy)
+    assert r.bed_gy == pytest.approx(want, rel=1e-9)
+    rows = {n: {"mean_dose_gy": x.mean_dose_gy} for n, x in res.regions.items()}
+    got, exp = _mass_weighted(rows, truth, KIDNEYS)
+    assert got == pytest.approx(exp, rel=0.15)
+
+
+def test_bad_blood_inputs_refused_before_any_work(study, tmp_path):
+    """A haematocrit given in percent and a zero blood concentration are refused up
+    front (RMBLR = 0.19/(1 - Hct) needs a fraction), with nothing written."""
+    from theranet.dosimetry.marrow import DosimetryInputError
+
+    out = tmp_path / "out"
+    with pytest.raises(DosimetryInputError, match="hematocrit"):
+        run_dosimetry(study, out, fwhm_mm=12.0, hematocrit=47.0)
+    blood = tmp_path / "blood.csv"
+    blood.write_text(
+        "hours_after_injection,activity_concentration_mbq_per_ml\n1,0.02\n24,0.0\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(PipelineInputError, match="zero") as info:
+        run_dosimetry(study, out, fwhm_mm=12.0, blood_path=blood)
+    assert info.value.field == "blood"
+    _nothing_written(tmp_path, out)
 
 
 def test_cli_error_exits_2(tmp_path):

@@ -64,6 +64,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -455,8 +456,15 @@ def _read_blood(path: Path) -> tuple[np.ndarray, np.ndarray]:
             "check hours_after_injection",
             path.name,
         )
-    if np.any(~np.isfinite(c)) or np.any(c < 0):
-        raise PipelineInputError("blood", "negative or non-finite concentration", c.tolist())
+    if np.any(~np.isfinite(c)) or np.any(c <= 0):
+        raise PipelineInputError(
+            "blood",
+            "a concentration is zero, negative or not finite",
+            c.tolist(),
+            "give the measured concentration of every sample (MBq/mL); leave out a sample "
+            "below the detection limit",
+            path.name,
+        )
     return t, c
 
 
@@ -623,6 +631,12 @@ def run_dosimetry(
         blood_path = study_dir / "blood_samples.csv"
     if blood_path is not None and not Path(blood_path).is_file():
         raise PipelineInputError("blood", "file not found", str(blood_path))
+    if blood_path is not None:  # checked now, not after the imaging work
+        _read_blood(Path(blood_path))
+    if hematocrit is not None:
+        from theranet.dosimetry.marrow import rmblr_from_hematocrit
+
+        rmblr_from_hematocrit(hematocrit)
     if out_dir.exists() and not out_dir.is_dir():
         raise PipelineInputError("OUT", "exists and is not a folder", str(out_dir))
 
@@ -828,26 +842,27 @@ def run_dosimetry(
     model_of: dict[str, str] = {}
     tacs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     outside: dict[str, tuple[float, float]] = {}
+    shapes: dict[str, _Piecewise] = {}  # hybrid curves: the curve the BED follows
+    stp_fallback: list[str] = []
     for k, name in enumerate(names):
         a = conc[:, k] * volumes[name]
         s = conc_sd[:, k] * volumes[name]
         tacs[name] = (times, a, s)
         say(f"kinetics: {name}")
-        if stp is not None:
-            res = _stp_tia(stp, a[0], times[0], entry, name, nuc.name)
-            model_of[name] = res.method
-            # the effective half-life the method assumes (Hänscheid is exact for
-            # T_eff = t_s; Madsen uses the population T_eff): for the BED
-            fits[name] = float(res.details.get("t_pop_h", times[0]))
-        elif np.all(a <= 0):
+        if np.all(a <= 0):
             tia[name], tia_rel_sd[name], model_of[name] = 0.0, 0.0, "no activity"
             continue
+        if stp is not None:
+            res, fits[name] = _stp_tia(stp, a[0], times[0], entry, name, nuc.name, stp_fallback)
+            model_of[name] = res.method
         else:
             sigma = s if np.all(np.isfinite(s)) and np.all(s > 0) else None
-            res, fit, model_of[name] = _region_tia(times, np.clip(a, 0.0, None), sigma,
-                                                   nuc.name, kinetics)  # fmt: skip
+            a_pos = np.clip(a, 0.0, None)
+            res, fit, model_of[name] = _region_tia(times, a_pos, sigma, nuc.name, kinetics)
             if fit is not None:
                 fits[name] = fit
+            if res.method == "hybrid":
+                shapes[name] = _hybrid_shape(times, a_pos, fit, res.tia_mbq_h)
         tia[name] = res.tia_mbq_h
         tia_rel_sd[name] = res.rel_sd if math.isfinite(res.rel_sd) else math.nan
         if stp is None and res.tia_mbq_h > 0:
@@ -859,6 +874,12 @@ def run_dosimetry(
         warnings.append(
             f"single time point ({stp}): the TIA rests on an assumed mono-exponential "
             "clearance; its method error is not in the SD"
+        )
+    if stp_fallback:
+        warnings.append(
+            "madsen: no population effective half-life for "
+            + ", ".join(stp_fallback)
+            + ": Hänscheid used for these regions"
         )
     methods.append(("kinetics", f"single-time-point {stp}" if stp else _KINETICS[kinetics]))
 
@@ -981,7 +1002,7 @@ def run_dosimetry(
         )
     )
     # ---- radiobiology: BED and EQD2 of the tissues with parameters
-    rows = _add_bed(rows, fits, methods, warnings)
+    rows = _add_bed(rows, fits, shapes, methods, warnings)
     # ---- marrow, blood-based
     if blood_path is not None:
         rows["red_marrow_blood_based"] = _blood_marrow(
@@ -1034,8 +1055,31 @@ def run_dosimetry(
     return DosimetryResult(**{**result.__dict__, "files": files})
 
 
-def _add_bed(rows: dict[str, RegionDose], fits: Mapping, methods: list, warnings: list):
-    """BED (Dale, dose rate shaped like the fitted activity curve) and EQD2 per region."""
+class _Piecewise(NamedTuple):
+    """A hybrid curve as integrated: knots from 0 (MBq), then ``a1 exp(-lam t)``."""
+
+    knots_h: tuple[float, ...]
+    activities_mbq: tuple[float, ...]
+    tail_a1_mbq: float
+    tail_lambda_per_h: float
+    tia_mbq_h: float
+
+
+def _hybrid_shape(times: np.ndarray, a: np.ndarray, fit, tia_mbq_h: float) -> _Piecewise:
+    """The curve :func:`hybrid_tia` integrates: constant head to t1, straight lines to
+    the first point of the fitted tail, then the fitted mono-exponential."""
+    k = len(times) - len(fit.times_h)
+    a1, lam = (float(v) for v in fit.params)
+    t = [float(x) for x in times[: k + 1]]
+    v = [float(x) for x in a[: k + 1]]
+    if t[0] > 0.0:
+        t, v = [0.0, *t], [v[0], *v]
+    return _Piecewise(tuple(t), tuple(v), a1, lam, tia_mbq_h)
+
+
+def _add_bed(rows: dict[str, RegionDose], fits: Mapping, shapes: Mapping[str, _Piecewise],
+             methods: list, warnings: list):  # fmt: skip
+    """BED (Dale, dose rate shaped like the integrated activity curve) and EQD2 per region."""
     import dataclasses
 
     from theranet import radiobiology as rb
@@ -1051,6 +1095,15 @@ def _add_bed(rows: dict[str, RegionDose], fits: Mapping, methods: list, warnings
         try:
             if isinstance(fit, float):  # single time point: the method's T_eff
                 rate = rb.DoseRate.mono(r.mean_dose_gy, fit)
+            elif name in shapes:  # head, trapezoids and the fitted tail
+                sh = shapes[name]
+                f = r.mean_dose_gy / sh.tia_mbq_h  # Gy per MBq h
+                rate = rb.PiecewiseDoseRate(
+                    sh.knots_h,
+                    tuple(v * f for v in sh.activities_mbq),
+                    sh.tail_a1_mbq * f,
+                    sh.tail_lambda_per_h,
+                )
             else:
                 rate = rb.DoseRate.from_fit(fit, r.mean_dose_gy)
         except rb.RadiobiologyError as exc:
@@ -1063,9 +1116,13 @@ def _add_bed(rows: dict[str, RegionDose], fits: Mapping, methods: list, warnings
         methods.append(
             (
                 "radiobiology",
-                "BED = D + G D^2/(alpha/beta) with the dose rate shaped like the fitted activity "
-                "curve (Dale 1985; for hybrid curves the mono-exponential tail; for a single "
-                "time point the effective half-life the method assumes); "
+                "BED = D + G D^2/(alpha/beta) with the dose rate shaped like the integrated "
+                "activity curve (Dale 1985; for hybrid curves the constant head, straight "
+                "lines between the images and the fitted tail, in closed form segment by "
+                "segment; for a single time point a mono-exponential with the population "
+                "effective half-life where the table has one, else half the scan time, the "
+                "shorter of the two half-lives for which Hänscheid's estimate is exact, "
+                "giving the larger BED); "
                 + "; ".join(
                     f"{n}: alpha/beta {t.alpha_beta_gy:g} Gy, T_rep {t.repair_half_time_h:g} h"
                     for n, t in sorted(used.items())
@@ -1093,20 +1150,40 @@ def _region_tia(times: np.ndarray, a: np.ndarray, sigma, nuclide: str, rule: str
     return tia_from_fit(sel.best, nuclide=nuclide), sel.best, sel.best.model_name
 
 
-def _stp_tia(method: str, activity_mbq: float, time_h: float, entry, region: str, nuclide: str):
+def _population_t_eff_h(tracer: str, region: str) -> float | None:
+    """Mean population effective half-life of a region (h), by its name or its tissue
+    (``kidney_cortex`` -> kidneys, ``lesion_*`` -> tumour); None if the table has none."""
+    from theranet.kinetics.population import population_half_life
+
+    tissue = tissue_of(region)
+    for organ in (region, {"kidney": "kidneys"}.get(tissue, tissue)):
+        if organ is None:
+            continue
+        try:
+            return float(population_half_life(tracer, organ).mean_h)
+        except (KeyError, TheranetError, ValueError):
+            continue
+    return None
+
+
+def _stp_tia(method: str, activity_mbq: float, time_h: float, entry, region: str, nuclide: str,
+             fallback: list[str]):  # fmt: skip
+    """(TIAResult, effective half-life for the BED in h) of one region's single image.
+
+    Madsen uses the population effective half-life of the region (by name or
+    tissue); a region without one gets Hänscheid and is added to ``fallback``.
+    The BED's half-life is the population one where known, else ``t_s / 2``.
+    """
     from theranet.kinetics.stp import hanscheid_tia, madsen_tia
 
-    if method == "hanscheid":
-        return hanscheid_tia(activity_mbq, time_h)
-    try:
-        return madsen_tia(activity_mbq, time_h, tracer=entry.name, organ=region, nuclide=nuclide)
-    except (KeyError, TheranetError, ValueError) as exc:
-        raise PipelineInputError(
-            "stp",
-            f"no population effective half-life for region {region!r}",
-            str(exc),
-            "use --stp hanscheid, or restrict the label map to regions with population data",
-        ) from exc
+    t_pop = _population_t_eff_h(entry.name, region)
+    if method == "madsen" and t_pop is not None:
+        res = madsen_tia(activity_mbq, time_h, t_pop_h=t_pop, nuclide=nuclide)
+    else:
+        if method == "madsen":
+            fallback.append(region)
+        res = hanscheid_tia(activity_mbq, time_h)
+    return res, (t_pop if t_pop is not None else time_h / 2.0)
 
 
 def _add_threshold_lesions(labels: Labels, spect: Image, threshold: float, min_ml: float,

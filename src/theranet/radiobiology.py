@@ -78,6 +78,7 @@ from theranet.radiopharmaceuticals import Sourced
 __all__ = [
     "CycleBED",
     "DoseRate",
+    "PiecewiseDoseRate",
     "RadiobiologyError",
     "Tissue",
     "TissueTable",
@@ -666,6 +667,151 @@ class DoseRate:
         return DoseRate(tuple(a * f for a in self.amplitudes_gy_per_h), self.rates_per_h)
 
 
+@dataclass(frozen=True)
+class PiecewiseDoseRate:
+    """A dose rate linear between knots from injection, then a mono-exponential tail.
+
+    ``Ddot(t)`` is interpolated linearly between ``(t_i, r_i)`` for
+    ``0 = t_0 < ... < t_k`` and is ``c exp(-lambda t)`` for ``t >= t_k``: the shape
+    of a curve integrated by head rule, trapezoids and a fitted tail (the hybrid
+    rule of :func:`theranet.kinetics.integrate.hybrid_tia`), for which a sum of
+    exponentials fitted to the tail alone would drop the early washout. The BED
+    is then Dale's integral of this curve, evaluated segment by segment in closed
+    form (:meth:`quadratic_term_gy2`), the approach of piecewise dose-rate fits
+    (Hobbs & Sgouros 2009).
+
+    Parameters
+    ----------
+    knots_h : sequence of float, shape (k + 1,)
+        ``0 = t_0 < t_1 < ... < t_k``, h after injection.
+    rates_gy_per_h : sequence of float, shape (k + 1,)
+        Dose rates at the knots, Gy/h, ``>= 0``.
+    tail_amplitude_gy_per_h : float
+        ``c`` of the tail ``c exp(-lambda t)``, Gy/h (at ``t = 0``), ``>= 0``.
+    tail_rate_per_h : float
+        ``lambda`` of the tail, 1/h, ``> 0``.
+
+    Raises
+    ------
+    RadiobiologyError
+        Knots not starting at 0 or not increasing, lengths that differ, negative or
+        non-finite rates, a tail rate ``<= 0``.
+    """
+
+    knots_h: tuple[float, ...]
+    rates_gy_per_h: tuple[float, ...]
+    tail_amplitude_gy_per_h: float
+    tail_rate_per_h: float
+
+    def __post_init__(self) -> None:
+        t = np.asarray(self.knots_h, dtype=np.float64)
+        r = np.asarray(self.rates_gy_per_h, dtype=np.float64)
+        if t.ndim != 1 or t.size < 1 or r.shape != t.shape:
+            raise RadiobiologyError(
+                "knots_h/rates_gy_per_h",
+                "need the same number (>= 1) of knots and rates",
+                (t.shape, r.shape),
+                "give one dose rate per knot",
+            )
+        if not np.all(np.isfinite(t)) or t[0] != 0.0 or np.any(np.diff(t) <= 0.0):
+            raise RadiobiologyError(
+                "knots_h", "must start at 0 h and increase", t.tolist(), "give 0 < t_1 < ..."
+            )
+        if not np.all(np.isfinite(r)) or np.any(r < 0.0):
+            raise RadiobiologyError(
+                "rates_gy_per_h", "must be finite and >= 0", r.tolist(), "give Gy/h >= 0"
+            )
+        c = _non_negative("tail_amplitude_gy_per_h", self.tail_amplitude_gy_per_h, "Gy/h")
+        lam = _positive("tail_rate_per_h", self.tail_rate_per_h, "1/h")
+        object.__setattr__(self, "knots_h", tuple(float(v) for v in t))
+        object.__setattr__(self, "rates_gy_per_h", tuple(float(v) for v in r))
+        object.__setattr__(self, "tail_amplitude_gy_per_h", c)
+        object.__setattr__(self, "tail_rate_per_h", lam)
+
+    @property
+    def dose_gy(self) -> float:
+        """Absorbed dose, Gy: trapezoids over the knots plus ``c exp(-lambda t_k) / lambda``."""
+        t, r = np.asarray(self.knots_h), np.asarray(self.rates_gy_per_h)
+        body = float(np.sum(np.diff(t) * (r[1:] + r[:-1]) / 2.0)) if t.size > 1 else 0.0
+        lam = self.tail_rate_per_h
+        return body + self.tail_amplitude_gy_per_h * math.exp(-lam * t[-1]) / lam
+
+    def evaluate(self, t_h: ArrayLike) -> NDArray[np.float64]:
+        """Dose rate ``Ddot(t)`` in Gy/h at times ``t_h`` (h after injection)."""
+        t = np.asarray(t_h, dtype=np.float64)
+        lam, c = self.tail_rate_per_h, self.tail_amplitude_gy_per_h
+        tk = self.knots_h[-1]
+        inside = np.interp(t, self.knots_h, self.rates_gy_per_h)
+        return np.where(t >= tk, c * np.exp(-lam * t), inside)
+
+    def scaled(self, factor: float) -> PiecewiseDoseRate:
+        """A new dose rate with every rate multiplied by ``factor`` (>= 0)."""
+        f = _non_negative("factor", factor, "1")
+        return PiecewiseDoseRate(
+            self.knots_h,
+            tuple(v * f for v in self.rates_gy_per_h),
+            self.tail_amplitude_gy_per_h * f,
+            self.tail_rate_per_h,
+        )
+
+    def quadratic_term_gy2(self, repair_half_time_h: float) -> float:
+        """Dale's protraction integral ``Q`` of this dose rate, Gy², in closed form.
+
+        With ``Y(t) = ∫0^t Ddot(w) e^{-mu (t-w)} dw`` carried across the knots,
+        ``Q = 2 ∫ Ddot Y dt``. On a segment of length ``h`` with ``Ddot = p + q tau``::
+
+            Y(tau) = alpha e^{-mu tau} + beta + gamma tau,
+            alpha = Y0 - p/mu + q/mu²,  beta = p/mu - q/mu²,  gamma = q/mu
+            Q_seg  = 2 [ (p alpha) J0 + (q alpha) J1 + p beta h
+                         + (p gamma + q beta) h²/2 + q gamma h³/3 ]
+
+        with ``J0 = ∫0^h e^{-mu tau}``, ``J1 = ∫0^h tau e^{-mu tau}``; on the tail
+        ``c e^{-lambda t}`` from ``t_k``::
+
+            Q_tail = 2 c e^{-lambda t_k} [ Y_k / (lambda + mu)
+                                           + c e^{-lambda t_k} / (2 lambda (lambda + mu)) ]
+
+        (``t_k = 0``, ``Y_k = 0`` gives the mono-exponential ``G = lambda/(lambda + mu)``).
+
+        Parameters
+        ----------
+        repair_half_time_h : float
+            ``T_rep``, h; ``mu = ln2 / T_rep``.
+
+        Returns
+        -------
+        float
+            ``Q`` in Gy².
+        """
+        mu = _LN2 / _positive("repair_half_time_h", repair_half_time_h, "h")
+        t, r = self.knots_h, self.rates_gy_per_h
+        y = 0.0
+        q_total = 0.0
+        for i in range(len(t) - 1):
+            h = t[i + 1] - t[i]
+            p = r[i]
+            q = (r[i + 1] - r[i]) / h
+            alpha = y - p / mu + q / mu**2
+            beta = p / mu - q / mu**2
+            gamma = q / mu
+            e = math.exp(-mu * h)
+            one_minus_e = -math.expm1(-mu * h)
+            j0 = one_minus_e / mu
+            j1 = (one_minus_e - mu * h * e) / mu**2
+            q_total += 2.0 * (
+                p * alpha * j0
+                + q * alpha * j1
+                + p * beta * h
+                + (p * gamma + q * beta) * h**2 / 2.0
+                + q * gamma * h**3 / 3.0
+            )
+            y = alpha * e + beta + gamma * h
+        lam, c = self.tail_rate_per_h, self.tail_amplitude_gy_per_h
+        ck = c * math.exp(-lam * t[-1])
+        q_total += 2.0 * ck * (y / (lam + mu) + ck / (2.0 * lam * (lam + mu)))
+        return max(q_total, 0.0)
+
+
 # ----------------------------------------------------------------------------------------
 # BED
 
@@ -696,7 +842,7 @@ def _tissue_params(
     return ab, _positive("repair_half_time_h", repair_half_time_h, "h")
 
 
-def quadratic_term_gy2(dose_rate: DoseRate, repair_half_time_h: float) -> float:
+def quadratic_term_gy2(dose_rate: DoseRate | PiecewiseDoseRate, repair_half_time_h: float) -> float:
     """Protraction integral ``Q = 2 ∫0^∞ Ddot(t) ∫0^t Ddot(w) e^{-mu (t-w)} dw dt``, Gy².
 
     Closed form for ``Ddot(t) = sum_i a_i exp(-lambda_i t)``::
@@ -705,7 +851,8 @@ def quadratic_term_gy2(dose_rate: DoseRate, repair_half_time_h: float) -> float:
 
     Parameters
     ----------
-    dose_rate : DoseRate
+    dose_rate : DoseRate or PiecewiseDoseRate
+        A piecewise dose rate uses :meth:`PiecewiseDoseRate.quadratic_term_gy2`.
     repair_half_time_h : float
         ``T_rep``, h (> 0); ``mu = ln2 / T_rep``.
 
@@ -748,6 +895,8 @@ def quadratic_term_gy2(dose_rate: DoseRate, repair_half_time_h: float) -> float:
     and digits are lost (a warning is logged when the largest term exceeds the
     dose by 10⁶).
     """
+    if isinstance(dose_rate, PiecewiseDoseRate):
+        return dose_rate.quadratic_term_gy2(repair_half_time_h)
     mu = _LN2 / _positive("repair_half_time_h", repair_half_time_h, "h")
     a = np.asarray(dose_rate.amplitudes_gy_per_h, dtype=np.float64)
     lam = np.asarray(dose_rate.rates_per_h, dtype=np.float64)
@@ -764,12 +913,12 @@ def quadratic_term_gy2(dose_rate: DoseRate, repair_half_time_h: float) -> float:
     return max(q, 0.0)
 
 
-def g_factor(dose_rate: DoseRate, repair_half_time_h: float) -> float:
+def g_factor(dose_rate: DoseRate | PiecewiseDoseRate, repair_half_time_h: float) -> float:
     """Lea–Catcheside dose-protraction factor ``G = Q / D²`` (dimensionless, 0 < G <= 1).
 
     Parameters
     ----------
-    dose_rate : DoseRate
+    dose_rate : DoseRate or PiecewiseDoseRate
         With an absorbed dose ``> 0``.
     repair_half_time_h : float
         ``T_rep``, h.
@@ -794,7 +943,7 @@ def g_factor(dose_rate: DoseRate, repair_half_time_h: float) -> float:
 
 
 def bed_gy(
-    dose_rate: DoseRate,
+    dose_rate: DoseRate | PiecewiseDoseRate,
     tissue_or_alpha_beta_gy: Tissue | str | float,
     repair_half_time_h: float | None = None,
 ) -> float:
@@ -804,7 +953,7 @@ def bed_gy(
 
     Parameters
     ----------
-    dose_rate : DoseRate
+    dose_rate : DoseRate or PiecewiseDoseRate
         Dose rate of the region (:meth:`DoseRate.mono`, :meth:`DoseRate.from_fit` …).
     tissue_or_alpha_beta_gy : Tissue, str or float
         A tissue (or its name, looked up in the shipped table), or ``alpha/beta``
