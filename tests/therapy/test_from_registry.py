@@ -62,6 +62,11 @@ def test_plan_counts_the_current_treatment_and_names_the_earlier_one(two_courses
     assert f"kidney BED {2 * BED_GY:.3g} Gy" in note
     assert "red_marrow dose 0.2 Gy" in note
     assert "NOT included" in note
+    # kidney absorbed dose after the plan: 3.70 Gy + 0.5 Gy/GBq x A, beside 23 Gy
+    dose_note = next(n for n in notes if n.startswith("kidneys: cumulative absorbed dose"))
+    after = DOSE_GY + DOSE_GY / 7.4 * plan.activity_gbq
+    assert f"{after:.3g} Gy after the planned activity" in dose_note
+    assert ("above" if after > 23.0 else "within") + " the 23 Gy" in dose_note
     assert math.isclose(2 * BED_GY, 7.958, rel_tol=1e-3)
 
 
@@ -71,5 +76,36 @@ def test_plan_of_a_single_treatment_has_no_earlier_note(tmp_path):
         _cycle(reg, dt.datetime(2021, 1, 4, 9, 0))
         _, notes = plan_from_registry(reg, "NET-0007")
         assert not any(n.startswith("earlier treatment") for n in notes)
+    finally:
+        reg.close()
+
+
+def test_marrow_rows_chosen_per_cycle(tmp_path):
+    """Cycle 1 recorded the image-based marrow only (0.1 Gy), cycle 2 both (blood-based
+    0.05 Gy): cumulative marrow 0.1 + 0.05 Gy, and the note says the methods differ."""
+    reg = Registry(url=f"sqlite:///{tmp_path / 'r.sqlite'}")
+    try:
+        _cycle(reg, dt.datetime(2021, 1, 4, 9, 0))
+        rows = [
+            *_rows(),
+            dict(region="red_marrow_blood_based", kind="marrow", volume_ml=1170.0,
+                 mass_g=1170.0, mean_dose_gy=0.05, dose_sd_gy=0.01, bed_gy=None,
+                 tia_mbq_h=1.0, tia_sd_mbq_h=0.1, model="biexp", method="blood-based"),
+        ]  # fmt: skip
+        reg.record_cycle(
+            "NET-0007",
+            tracer="177Lu-DOTATATE",
+            nuclide="Lu-177",
+            administered_activity_mbq=7400.0,
+            administration=dt.datetime(2021, 3, 1, 9, 0),
+            times_h=(4.0, 24.0, 96.0, 168.0),
+            regions=rows,
+            methods=(("kinetics", "mono"),),
+            software_version="test",
+        )
+        plan, notes = plan_from_registry(reg, "NET-0007")
+        marrow = next(o for o in plan.organs if o.organ == "red_marrow")
+        assert marrow.cumulative_gy == pytest.approx(0.15, rel=1e-12)
+        assert any("mixes methods" in n for n in notes)
     finally:
         reg.close()

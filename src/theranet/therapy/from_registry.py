@@ -12,8 +12,9 @@ plan's notes, not added):
   its dose (``G = (BED - D) (alpha/beta) / D^2 = T_rep / (T_rep + T_eff)``, Dale
   1985), so the shape of the dose rate carries over.
 * **Red marrow**: absorbed dose (the 2 Gy limit comes from blood-based practice,
-  clinical.md §6.6): the blood-based row (``red_marrow_blood_based``) when it was
-  recorded, else the image-based ``red_marrow`` row, as stated in the plan's notes.
+  clinical.md §6.6): per cycle the blood-based row (``red_marrow_blood_based``) when
+  it was recorded, else the image-based ``red_marrow`` row, as stated in the plan's
+  notes; a cycle without either is refused.
 * **Uncertainty** of the dose per GBq: the recorded dose SD divided by the activity.
 """
 
@@ -132,6 +133,7 @@ def plan_from_registry(
             "segment the kidneys in the dosimetry",
         )
     kidney_bed_total = 0.0
+    kidney_dose_total = 0.0
     for c in cycles:
         if not _kidney_rows(c):
             raise PlanningError("regions", f"cycle {c.number} has no kidney region", c.number)
@@ -144,6 +146,7 @@ def plan_from_registry(
                 "record cycles with theranet dosimetry (it computes the BED)",
             )
         kidney_bed_total += bed
+        kidney_dose_total += dose
     marrow_name = next((n for n in _MARROW_ROWS if n in last.regions), None)
     if marrow_name is None:
         raise PlanningError(
@@ -152,9 +155,17 @@ def plan_from_registry(
             sorted(last.regions),
             "give blood samples or a red_marrow region in the dosimetry",
         )
-    marrow_total = math.fsum(
-        c.regions[marrow_name].mean_dose_gy for c in cycles if marrow_name in c.regions
-    )
+    # per cycle: the blood-based row when recorded, else the image-based one
+    per_cycle = {c.number: next((n for n in _MARROW_ROWS if n in c.regions), None) for c in cycles}
+    missing = sorted(n for n, row in per_cycle.items() if row is None)
+    if missing:
+        raise PlanningError(
+            "regions",
+            f"cycle(s) {missing} have no red-marrow dose",
+            missing,
+            "record the marrow dose of every cycle (blood samples or a red_marrow region)",
+        )
+    marrow_total = math.fsum(c.regions[per_cycle[c.number]].mean_dose_gy for c in cycles)
     a_gbq = last.administered_activity_mbq / 1000.0
     dose, bed, sd = _kidney(last)
     kidney = rb.tissue("kidney")
@@ -192,9 +203,31 @@ def plan_from_registry(
         f"red marrow: {marrow_name} ({marrow.method or 'recorded method'}), "
         f"{marrow.mean_dose_gy / a_gbq:.3g} Gy/GBq",
     ]
+    try:
+        notes.append(_kidney_dose_note(lim, kidney_dose_total, dose / a_gbq, plan.activity_gbq))
+    except PlanningError:  # a site table without a kidney absorbed-dose limit
+        pass
+    if len(set(per_cycle.values())) > 1:
+        notes.append(
+            "red marrow: the cumulative dose mixes methods ("
+            + ", ".join(f"cycle {n}: {row}" for n, row in sorted(per_cycle.items()))
+            + ")"
+        )
     if earlier:
         notes.append(_earlier_note(earlier, marrow_name))
     return plan, notes
+
+
+def _kidney_dose_note(lim, dose_so_far_gy: float, d_gy_per_gbq: float, a_gbq: float) -> str:
+    """The kidney absorbed dose after the plan, beside the absorbed-dose limit."""
+    limit = lim.limit_gy("kidney", "dose")
+    after = dose_so_far_gy + d_gy_per_gbq * a_gbq
+    verdict = "above" if after > limit else "within"
+    return (
+        f"kidneys: cumulative absorbed dose {after:.3g} Gy after the planned activity, "
+        f"{verdict} the {limit:g} Gy absorbed-dose limit ({lim.source('kidney', 'dose').source}; "
+        "external-beam TD5/5), which the plan does not apply: the BED limit governs"
+    )
 
 
 def _earlier_note(earlier: Sequence, marrow_name: str) -> str:
