@@ -215,6 +215,11 @@ def test_uncertainty_includes_every_term(result):
     for key in ("tia", "calibration", "s_value", "recovery"):
         assert key in r.uncertainty
     assert r.uncertainty["calibration"] == pytest.approx(0.05**2)
+    # the relative variances add up to the total (no term counted twice)
+    parts = ("tia", "recovery", "calibration", "mass", "s_value", "tia_mass_covariance")
+    total = sum(r.uncertainty[k] for k in parts)
+    assert total == pytest.approx(r.uncertainty["total_rel_var"], rel=1e-12)
+    assert math.sqrt(total) * r.mean_dose_gy == pytest.approx(r.dose_sd_gy, rel=1e-12)
     assert r.dose_sd_gy / r.mean_dose_gy >= 0.05
 
 

@@ -971,7 +971,14 @@ def run_dosimetry(
                 u_s_rel=S_VALUE_REL_SD,
                 u_calibration_rel=u_cal,
             )
-            breakdown = {**breakdown, "recovery": rc_rel_sd[k] ** 2, "volume_rel": u_v}
+            # relative variances that add up: the TIA term split into the fit and
+            # the recovery; the VOI surface fraction is a relative SD, not a variance
+            breakdown = {
+                **breakdown,
+                "tia": u_tia**2,
+                "recovery": rc_rel_sd[k] ** 2,
+                "volume_rel_sd": u_v,
+            }
         else:
             sd, breakdown = math.nan, {}
         dh = make_dvh(dose, m)
