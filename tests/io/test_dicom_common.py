@@ -147,14 +147,22 @@ def test_override_of_a_usable_header_injection_keeps_it_and_notes_the_difference
     )
 
 
-def test_override_keeps_the_midnight_note_of_a_usable_header():
+@BOTH_MODES
+def test_override_of_a_time_only_header_notes_it_unusable(mode):
+    # a Start Time without a date gives no injection day: next to an injection
+    # argument the header value is unusable (noted), never dated from the scan day
     ds = _header(dt=None, tm="233000", series_date="20240506")
     scan = datetime(2024, 5, 6, 0, 30)
-    a = Assumptions("strict")
-    info = radiopharmaceutical_info(ds, scan, a, injection_override=datetime(2024, 5, 5, 23, 40))
-    assert info.header_injection == datetime(2024, 5, 5, 23, 30)
-    assert "midnight" in info.header_injection_source
-    assert any("midnight crossing" in r for r in a.records)
+    a = Assumptions(mode)
+    arg = datetime(2024, 5, 5, 23, 40)
+    info = radiopharmaceutical_info(ds, scan, a, injection_override=arg)
+    assert info.injection == arg
+    assert info.header_injection is None
+    (note,) = a.records
+    assert note.startswith(
+        "header value unusable (RadiopharmaceuticalStartTime (0018,1072) without "
+        "RadiopharmaceuticalStartDateTime (0018,1078): has no date"
+    )
 
 
 @BOTH_MODES
@@ -529,3 +537,80 @@ def test_same_words_for_an_overridden_late_injection(tmp_path):
         "header value unusable (RadiopharmaceuticalStartDateTime (0018,1078): injection is "
         "after the acquisition start 2024-05-06T10:00:00"
     )
+
+
+# ------------------------------- Start Time without a date (the injection day)
+
+
+def test_start_time_without_a_date_is_refused_when_strict():
+    ds = _header(dt=None, tm="090000", series_date="20240506")
+    with pytest.raises(TimingError) as info:
+        radiopharmaceutical_info(ds, SCAN, Assumptions("strict"))
+    msg = str(info.value)
+    assert "RadiopharmaceuticalStartTime (0018,1072)" in msg
+    assert "RadiopharmaceuticalStartDateTime (0018,1078)" in msg
+    assert "'090000'" in msg and "--injection-datetime" in msg
+    # the fix the message names works
+    admin, _, _ = _admin(ds, injection=INJ)
+    assert admin.injection == INJ and admin.injection_source == INJECTION_ARGUMENT
+
+
+def test_start_time_without_a_date_takes_the_series_date_when_lenient():
+    ds = _header(dt=None, tm="090000", series_date="20240506")
+    admin, _, records = _admin(ds, "lenient")
+    assert admin.injection == INJ
+    assert "SeriesDate (0008,0021)" in admin.injection_source
+    assert records == (
+        "RadiopharmaceuticalStartTime (0018,1072) without RadiopharmaceuticalStartDateTime "
+        "(0018,1078): has no date, so the injection day is unknown; injection date taken from "
+        "SeriesDate (0008,0021) 20240506",
+    )
+
+
+@BOTH_MODES
+def test_midnight_rule_is_refused_when_strict_and_recorded_when_lenient(mode):
+    # 23:30 on the series date would be after the 00:30 scan: the previous day
+    ds = _header(dt=None, tm="233000", series_date="20240506")
+    scan = datetime(2024, 5, 6, 0, 30)
+    a = Assumptions(mode)
+    if mode == "strict":
+        with pytest.raises(TimingError, match=r"RadiopharmaceuticalStartTime \(0018,1072\)"):
+            radiopharmaceutical_info(ds, scan, a)
+        return
+    info = radiopharmaceutical_info(ds, scan, a)
+    assert info.injection == datetime(2024, 5, 5, 23, 30)
+    assert "midnight crossing: previous day" in info.injection_source
+    date_note, midnight_note = a.records
+    assert "injection date taken from SeriesDate (0008,0021) 20240506" in date_note
+    assert midnight_note.startswith(
+        "RadiopharmaceuticalStartTime (0018,1072): is later than the acquisition start "
+        "2024-05-06T00:30:00"
+    )
+    assert midnight_note.endswith("the previous day was taken (midnight crossing)")
+
+
+def test_nm_24h_time_point_with_a_start_time_only_is_not_read_as_hours(tmp_path):
+    """The reviewer's case: injection the day before the scan, header with only the
+    Start Time. Strict refuses; lenient dates it on the scan day and says so."""
+    injection = datetime(2024, 5, 5, 9, 0)
+    scan = datetime(2024, 5, 6, 9, 30)  # 24.5 h after injection
+
+    def time_only(ds):
+        item = ds.RadiopharmaceuticalInformationSequence[0]
+        del item.RadiopharmaceuticalStartDateTime
+        item.RadiopharmaceuticalStartTime = "090000"
+
+    path = write_nm_spect(
+        tmp_path / "s.dcm",
+        np.full((3, 4, 5), 5000.0),
+        axial_affine(),
+        acquisition_start=scan,
+        injection=injection,
+        mutate=time_only,
+    )
+    with pytest.raises(TimingError, match="has no date"):
+        read_nm_spect(path)
+    assert read_nm_spect(path, injection=injection).timing.hours_after_injection() == 24.5
+    lenient = read_nm_spect(path, strictness="lenient")
+    assert lenient.timing.hours_after_injection() == 0.5  # the guess, recorded
+    assert any("injection date taken from" in a for a in lenient.provenance.assumptions)

@@ -450,7 +450,8 @@ def test_missing_injection_time_strict_and_lenient(tmp_path):
 
 def test_midnight_crossing_takes_the_previous_day(tmp_path):
     # Reason: Radiopharmaceutical Start Time (TM) has no date; 23:30 with a
-    # series at 00:30 on the next day is the previous evening.
+    # series at 00:30 on the next day is the previous evening. The day is a
+    # guess: refused when strict, taken (and recorded) when lenient.
     write_pet_series(
         tmp_path,
         _pet_volume(),
@@ -459,10 +460,13 @@ def test_midnight_crossing_takes_the_previous_day(tmp_path):
         injection_datetime=datetime(2024, 5, 5, 23, 30),
         injection_time_only=True,
     )
-    img = read_series(tmp_path)
+    with pytest.raises(TimingError, match=r"RadiopharmaceuticalStartTime \(0018,1072\)"):
+        read_series(tmp_path)
+    img = read_series(tmp_path, strictness="lenient")
     assert img.timing.injection == datetime(2024, 5, 5, 23, 30)
     assert "midnight" in img.timing.injection_source
     assert any("midnight" in a for a in img.provenance.assumptions)
+    assert any("injection date taken from SeriesDate" in a for a in img.provenance.assumptions)
 
 
 def test_suvbw_of_a_uniform_bqml_series(tmp_path):
@@ -579,3 +583,54 @@ def test_hidden_and_json_files_are_skipped_on_record_and_subfolders_refused(tmp_
     assert any(".DS_Store, series.json" in s for s in img.provenance.steps)
     (tmp_path / "more").mkdir()
     _refused(tmp_path, DicomReadError, "subfolder", "more")
+
+
+# ---------------------------------------- Acquisition DateTime with a UTC offset
+
+
+def _acquisition_datetime_only(value: str, tz: str | None):
+    def edit(_k, ds):
+        for kw in ("SeriesDate", "SeriesTime", "AcquisitionDate", "AcquisitionTime"):
+            if kw in ds:
+                delattr(ds, kw)
+        ds.AcquisitionDateTime = value
+        if tz is not None:
+            ds.TimezoneOffsetFromUTC = tz
+
+    return edit
+
+
+def test_acquisition_datetime_offset_is_converted_to_the_series_timezone(tmp_path):
+    # 09:00 UTC is 10:00 at the scanner's +0100, one hour after the 09:00 (local)
+    # injection; dropping the offset would give 0 h.
+    write_pet_series(
+        tmp_path,
+        _pet_volume(),
+        _affine(),
+        per_slice=_acquisition_datetime_only("20240506090000+0000", "+0100"),
+    )
+    img = read_series(tmp_path)
+    assert img.timing.acquisition_start == T_SERIES
+    assert img.timing.acquisition_start.tzinfo is None
+    assert img.timing.hours_after_injection() == pytest.approx(1.0)
+    hits = [s for s in img.provenance.steps if "converted to local time" in s]
+    assert hits == [
+        "AcquisitionDateTime (0008,002A) 2024-05-06T09:00:00+00:00 converted to local time "
+        "2024-05-06T10:00:00 with TimezoneOffsetFromUTC (0008,0201) +0100 "
+        "(and 2 more file(s) likewise)"
+    ]
+    assert img.provenance.assumptions == ()
+
+
+def test_acquisition_datetime_offset_without_timezone_is_dropped_and_noted_once(tmp_path):
+    write_pet_series(
+        tmp_path,
+        _pet_volume(),
+        _affine(),
+        per_slice=_acquisition_datetime_only("20240506100000+0200", None),
+    )
+    img = read_series(tmp_path)
+    assert img.timing.acquisition_start == T_SERIES  # the wall-clock time kept
+    assert img.provenance.assumptions == (
+        "AcquisitionDateTime (0008,002A): UTC offset 2:00:00 dropped; taken as scanner local time",
+    )

@@ -178,3 +178,34 @@ def test_written_files_have_ordinary_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+
+
+def _without_decay_correction(path):
+    side = sidecar_path(path)
+    meta = json.loads(side.read_text())
+    del meta["timing"]["decay_correction"]
+    side.write_text(json.dumps(meta))
+
+
+def test_missing_decay_correction_of_a_decaying_quantity(tmp_path):
+    path = write_nifti(_image(), tmp_path / "spect.nii.gz")  # START in the image
+    _without_decay_correction(path)
+    with pytest.raises(MissingFieldError, match=r"timing\.decay_correction") as exc:
+        read_nifti(path)
+    assert "spect.json" in str(exc.value) and "strictness='lenient'" in str(exc.value)
+    img = read_nifti(path, strictness="lenient")
+    assert img.timing.decay_correction is DecayCorrection.NONE
+    assert any("decay correction assumed NONE" in a for a in img.provenance.assumptions)
+
+
+def test_decay_correction_is_always_written_and_not_needed_for_dose(tmp_path):
+    for dc in DecayCorrection:
+        timing = Timing(decay_correction=dc, reference=datetime(2026, 1, 5, 9, 30))
+        path = write_nifti(_image().replace(timing=timing), tmp_path / f"{dc.value}.nii.gz")
+        meta = json.loads(sidecar_path(path).read_text())
+        assert meta["timing"]["decay_correction"] == dc.value
+        assert read_nifti(path).timing.decay_correction is dc
+    dose = Image(np.ones((2, 3, 4), np.float32), _affine(), Quantity.DOSE)
+    path = write_nifti(dose, tmp_path / "dose.nii.gz")
+    _without_decay_correction(path)
+    assert read_nifti(path).quantity is Quantity.DOSE  # a dose does not decay

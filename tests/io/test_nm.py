@@ -24,10 +24,18 @@ from theranet.errors import (
     DicomReadError,
     GeometryError,
     ImageDataError,
+    MissingFieldError,
     TimingError,
+    UnitError,
 )
 from theranet.image import DecayCorrection, Quantity
-from theranet.io.nm import PlanarStudy, read_nm_planar, read_nm_spect
+from theranet.io.nm import (
+    SPECT_DURATION_PLAUSIBLE_S,
+    PlanarStudy,
+    read_nm_planar,
+    read_nm_spect,
+)
+from theranet.nuclides import Nuclide
 
 SHAPE = (6, 5, 7)
 
@@ -251,6 +259,10 @@ def test_counts_with_calibration_is_analytic(tmp_path):
     frame_ms, per_rot, n_rot = 25000, 32, 2  # T = 2 * 32 * 25 s = 1600 s
     cf = 9.5  # cps/MBq
     spacing = (4.42, 4.8, 5.1)
+
+    def units_cnts(ds):  # values stated to be counts (calibrating unlabelled values is refused)
+        ds.Units = "CNTS"
+
     path = write_nm_spect(
         tmp_path / "s.dcm",
         vol,
@@ -259,6 +271,7 @@ def test_counts_with_calibration_is_analytic(tmp_path):
         frame_duration_ms=frame_ms,
         frames_per_rotation=per_rot,
         n_rotations=n_rot,
+        mutate=units_cnts,
     )
     img = read_nm_spect(path, calibration_cps_per_mbq=cf)
     t_s = n_rot * per_rot * frame_ms / 1000.0
@@ -518,3 +531,134 @@ def test_single_gate_recon_gated_tomo(tmp_path):
     img = read_nm_spect(path)
     assert_allclose(img.data, vol * 1e-6, rtol=1e-6)
     assert "RECON GATED TOMO" in img.provenance.steps[0]
+
+
+# ------------------------------------------ strictness: units, duration, ADMIN
+
+
+def _cnts(ds):
+    ds.Units = "CNTS"
+
+
+def test_admin_with_a_differing_injection_argument_keeps_the_header_reference(tmp_path):
+    """The scanner decay-corrected to the header injection (09:00); an injection
+    argument of 08:00 must not relabel the values as corrected to 08:00."""
+    header_inj = datetime(2026, 3, 10, 9, 0)
+    arg_inj = datetime(2026, 3, 10, 8, 0)
+    vol = np.full(SHAPE, 6.0e5)  # Bq/mL, decay-corrected to 09:00 by the scanner
+    path = write_nm_spect(
+        tmp_path / "s.dcm", vol, axial_affine(), slope=10.0, decay="ADMIN", injection=header_inj
+    )
+    img = read_nm_spect(path, injection=arg_inj)
+    assert img.timing.injection == arg_inj
+    assert img.timing.decay_correction is DecayCorrection.REFERENCE
+    assert img.timing.reference_datetime == header_inj
+    assert any("header injection time 2026-03-10T09:00:00" in s for s in img.provenance.steps)
+    # at 09:00 the values are as stored; at 08:00 (the argument) one hour more activity
+    assert_allclose(img.decay_correct_to(header_inj).data, 0.6, rtol=1e-6)
+    up = 2.0 ** (1.0 / Nuclide("Lu-177").half_life_h)
+    assert_allclose(img.decay_correct_to(arg_inj).data, 0.6 * up, rtol=1e-6)
+    # without the argument (or with the same time) the state stays ADMIN
+    assert read_nm_spect(path).timing.decay_correction is DecayCorrection.ADMIN
+    same = read_nm_spect(path, injection=header_inj)
+    assert same.timing.decay_correction is DecayCorrection.ADMIN
+
+
+def _no_rotation(ds):
+    _cnts(ds)
+    del ds.RotationInformationSequence
+    ds.ActualFrameDuration = 30000  # time per projection
+
+
+def _incomplete_rotation(ds):
+    _cnts(ds)
+    del ds.RotationInformationSequence[0].NumberOfFramesInRotation
+    ds.ActualFrameDuration = 30000
+
+
+@pytest.mark.parametrize("mutate", [_no_rotation, _incomplete_rotation], ids=["absent", "partial"])
+def test_top_level_frame_duration_as_the_acquisition_needs_lenient_mode(tmp_path, mutate):
+    path = write_nm_spect(
+        tmp_path / "s.dcm", np.full(SHAPE, 100.0), axial_affine(), values="counts", mutate=mutate
+    )
+    with pytest.raises(TimingError) as info:
+        read_nm_spect(path, calibration_cps_per_mbq=10.0)
+    msg = str(info.value)
+    assert "RotationInformationSequence (0054,0052)" in msg
+    assert "ActualFrameDuration 30000 ms" in msg and "strictness='lenient'" in msg
+    img = read_nm_spect(path, strictness="lenient", calibration_cps_per_mbq=10.0)
+    assert img.timing.frame_duration_h == pytest.approx(30.0 / 3600)
+    assumptions = " | ".join(img.provenance.assumptions)
+    assert "top-level ActualFrameDuration (0018,1242) 30000 ms" in assumptions
+    assert "outside the plausible" in assumptions  # 30 s is also implausible
+
+
+@pytest.mark.parametrize(
+    ("frame_ms", "frames", "total_s"),
+    [(20, 60, 1.2), (120000, 120, 14400.0)],  # rotation item in s by mistake; 4 h
+    ids=["seconds-not-ms", "too-long"],
+)
+def test_implausible_acquisition_duration_is_refused_when_strict(
+    tmp_path, frame_ms, frames, total_s
+):
+    lo, hi = SPECT_DURATION_PLAUSIBLE_S
+    assert (lo, hi) == (60.0, 7200.0)
+    path = write_nm_spect(
+        tmp_path / "s.dcm",
+        np.full(SHAPE, 100.0),
+        axial_affine(),
+        values="counts",
+        frame_duration_ms=frame_ms,
+        frames_per_rotation=frames,
+        mutate=_cnts,
+    )
+    with pytest.raises(TimingError, match=r"ActualFrameDuration \(0018,1242\)") as info:
+        read_nm_spect(path, calibration_cps_per_mbq=10.0)
+    assert f"{total_s:g} s" in str(info.value) and "60 s to 7200 s" in str(info.value)
+    img = read_nm_spect(path, strictness="lenient", calibration_cps_per_mbq=10.0)
+    assert img.timing.frame_duration_h == pytest.approx(total_s / 3600)
+    assert any(f"{total_s:g} s used as it is" in a for a in img.provenance.assumptions)
+
+
+@pytest.mark.parametrize("unit", ["{SUVbw}g/ml", "mBq/mL"])
+def test_rwvm_unit_not_understood_is_refused_when_strict(tmp_path, unit):
+    path = write_nm_spect(tmp_path / "s.dcm", _levels(), axial_affine(), units=unit, slope=1.0)
+    for kwargs in ({}, {"calibration_cps_per_mbq": 10.0}):
+        with pytest.raises(UnitError) as info:
+            read_nm_spect(path, **kwargs)
+        msg = str(info.value)
+        assert "MeasurementUnitsCodeSequence (0040,08EA)" in msg and unit in msg
+    img = read_nm_spect(path, strictness="lenient")
+    assert img.quantity is Quantity.COUNTS
+    assert any(f"mapping item(s) in ['{unit}'] ignored" in a for a in img.provenance.assumptions)
+
+
+def test_calibrating_values_without_any_unit_needs_lenient_mode(tmp_path):
+    path = write_nm_spect(
+        tmp_path / "s.dcm", np.full(SHAPE, 100.0), axial_affine(), values="counts"
+    )
+    assert read_nm_spect(path).quantity is Quantity.COUNTS  # no calibration: no dose
+    with pytest.raises(UnitError, match=r"Units \(0054,1001\): absent") as info:
+        read_nm_spect(path, calibration_cps_per_mbq=10.0)
+    assert "CNTS" in str(info.value)
+    img = read_nm_spect(path, strictness="lenient", calibration_cps_per_mbq=10.0)
+    assert img.quantity is Quantity.ACTIVITY_CONCENTRATION
+    assert any("taken as counts for the calibration" in a for a in img.provenance.assumptions)
+
+
+@pytest.mark.parametrize("values", ["rescale_bqml", "ge_private"])
+def test_bqml_without_rescale_slope_is_refused_when_strict(tmp_path, values):
+    vol = _levels() * 1.0
+
+    def drop(ds):
+        del ds.RescaleSlope
+
+    path = write_nm_spect(
+        tmp_path / "s.dcm", vol, axial_affine(), values=values, slope=1.0, mutate=drop
+    )
+    with pytest.raises(MissingFieldError, match=r"RescaleSlope \(0028,1053\): absent") as info:
+        read_nm_spect(path)
+    assert "BQML" in str(info.value)
+    img = read_nm_spect(path, strictness="lenient")
+    assert_allclose(img.data, vol * 1e-6, rtol=1e-6)
+    assert any("Rescale Slope 1 assumed" in a for a in img.provenance.assumptions)

@@ -7,9 +7,10 @@ Conventions (see the DICOM standard PS3.3):
   and in **MBq** in the NM Image IOD and the Enhanced PET IOD; we branch on the
   SOP Class, never on the magnitude.
 * Radiopharmaceutical Start DateTime (0018,1078) is preferred; Start Time
-  (0018,1072) has no date and is combined with the Series (or Study/Acquisition)
+  (0018,1072) alone has no date, so the injection day is unknown: it is refused
+  when strict. When lenient it is combined with the Series (or Study/Acquisition)
   Date, taking the previous day when that would place the injection after the
-  scan (midnight crossing), and recording that it did. When both are present
+  scan (midnight crossing), and both assumptions are recorded. When both are present
   they must agree to one unit of the coarser precision (1 s, 1 min or 1 h),
   else the header is refused; a Start DateTime with a date only takes its time
   of day from Start Time. An injection after the scan is refused, and an
@@ -434,13 +435,14 @@ def _header_injection(
                 source,
             )
     elif tm_s is not None:
-        day_s = None
+        day_s = day_kw = None
         for kw in ("SeriesDate", "StudyDate", "AcquisitionDate"):
             day_s = _get(ds, kw)
             if day_s is not None:
+                day_kw = kw
                 inj_src = f"{tag_name('RadiopharmaceuticalStartTime')} + {tag_name(kw)}"
                 break
-        if day_s is None:
+        if day_s is None or day_kw is None:
             assumptions.allow(
                 TimingError(
                     tag_name("RadiopharmaceuticalStartTime"),
@@ -452,14 +454,38 @@ def _header_injection(
                 "injection time left unknown",
             )
         else:
+            # The injection day is not in the header: the scan day is only a guess
+            # (a 24 h time point would be read as a few hours after injection).
+            assumptions.allow(
+                TimingError(
+                    f"{tag_name('RadiopharmaceuticalStartTime')} without "
+                    f"{tag_name('RadiopharmaceuticalStartDateTime')}",
+                    "has no date, so the injection day is unknown",
+                    tm_s,
+                    "supply the injection date and time (CLI --injection-datetime, Python "
+                    "injection=datetime(...)), or read with strictness='lenient' to take the "
+                    f"date from {tag_name(day_kw)} {day_s} (the scan day)",
+                    source,
+                ),
+                f"injection date taken from {tag_name(day_kw)} {day_s}",
+            )
             inj = datetime.combine(parse_da(day_s), parse_tm(tm_s))
             if scan_start is not None and inj > scan_start.replace(tzinfo=None):
+                assumptions.allow(
+                    TimingError(
+                        tag_name("RadiopharmaceuticalStartTime"),
+                        f"is later than the acquisition start {scan_start.isoformat()} on "
+                        f"{tag_name(day_kw)} {day_s}, so the injection day is unknown",
+                        tm_s,
+                        "supply the injection date and time (CLI --injection-datetime), or "
+                        "read with strictness='lenient' to take the previous day (midnight "
+                        "crossing)",
+                        source,
+                    ),
+                    "the previous day was taken (midnight crossing)",
+                )
                 inj -= timedelta(days=1)
                 inj_src += " (midnight crossing: previous day)"
-                assumptions.note(
-                    "injection time later than the scan on the series date; "
-                    "the previous day was taken (midnight crossing)"
-                )
     if inj is not None:
         _check_not_after(
             inj,
@@ -746,8 +772,9 @@ def administration(
       with Timezone Offset From UTC (0008,0201), or its offset dropped, which
       needs lenient mode) wins over the header, and then an unusable header
       time is only noted; it must not be after ``scan_start``. Otherwise the
-      header (Radiopharmaceutical Start DateTime, else Start Time with the
-      series date and the midnight rule); an aware header time is made local
+      header (Radiopharmaceutical Start DateTime, else, lenient only, Start
+      Time with the series date and the midnight rule, both recorded); an aware
+      header time is made local
       the same way (dropping the offset is noted). A missing injection time
       is refused when strict (``emission`` only).
     * Activity: ``administered_activity_mbq`` wins over Radionuclide Total

@@ -96,6 +96,7 @@ from theranet.image import (
 from theranet.io._dicom_common import (
     administration,
     dicom_datetime,
+    naive_local,
     parse_dt,
     patient_info,
     pixel_array,
@@ -284,7 +285,7 @@ def read_series(
             steps.append(msg)
         quantity = Quantity.HU if modality == "CT" else Quantity.INTENSITY
         t_series = _datetime(slices[0].ds, "SeriesDate", "SeriesTime", slices[0].name)
-        acq = [_acquisition_datetime(s) for s in slices]
+        acq = _acquisition_datetimes(slices, assumptions, steps)
         acq_known = [t for t in acq if t is not None]
         start = t_series or (min(acq_known) if acq_known else None)
         timing = Timing(acquisition_start=start)
@@ -812,22 +813,51 @@ def _datetime(ds: Dataset, date_kw: str, time_kw: str, name: str) -> datetime | 
         ) from None
 
 
-def _parse_dt_named(value: str, field: str, name: str) -> datetime:
+def _parse_dt_aware(value: str, field: str, name: str) -> datetime:
+    """``parse_dt`` (aware when the DT has a UTC offset), naming the field when malformed."""
     try:
-        return parse_dt(value).replace(tzinfo=None)
+        return parse_dt(value)
     except TimingError as exc:
         raise TimingError(
             field, exc.problem, value, "correct the header (DT is YYYYMMDDHHMMSS.FFFFFF)", name
         ) from None
 
 
-def _acquisition_datetime(s: _Slice) -> datetime | None:
+def _parse_dt_named(value: str, field: str, name: str) -> datetime:
+    return _parse_dt_aware(value, field, name).replace(tzinfo=None)
+
+
+def _acquisition_datetime(s: _Slice, assumptions: Assumptions, steps: list[str]) -> datetime | None:
     t = _datetime(s.ds, "AcquisitionDate", "AcquisitionTime", s.name)
     if t is None:
         dt = _text(s.ds, "AcquisitionDateTime")
         if dt is not None:
-            t = _parse_dt_named(dt, tag_name("AcquisitionDateTime"), s.name)
+            field = tag_name("AcquisitionDateTime")
+            t = naive_local(
+                _parse_dt_aware(dt, field, s.name), s.ds, field, assumptions, steps=steps
+            )
     return t
+
+
+def _acquisition_datetimes(
+    slices: list[_Slice], assumptions: Assumptions, steps: list[str]
+) -> list[datetime | None]:
+    """Acquisition start of each slice as naive local time.
+
+    Acquisition Date/Time, else Acquisition DateTime (0008,002A); a DT with a UTC
+    offset is converted to the slice's Timezone Offset From UTC (0008,0201), else
+    its offset is dropped and noted (:func:`naive_local`, as for NM). Recorded
+    once per series, not once per slice.
+    """
+    trial = Assumptions(assumptions.strictness)
+    tz_steps: list[str] = []
+    out = [_acquisition_datetime(s, trial, tz_steps) for s in slices]
+    for record in dict.fromkeys(trial.records):
+        assumptions.note(record)
+    if tz_steps:
+        more = len(tz_steps) - 1
+        steps.append(tz_steps[0] + (f" (and {more} more file(s) likewise)" if more else ""))
+    return out
 
 
 def _private(ds: Dataset, group: int, creator: str, offset: int) -> str | None:
@@ -1037,7 +1067,7 @@ def _pet(
 
     # -- scan times
     t_series = _datetime(ds0, "SeriesDate", "SeriesTime", slices[0].name)
-    acq = [_acquisition_datetime(s) for s in slices]
+    acq = _acquisition_datetimes(slices, assumptions, steps)
     known = [t for t in acq if t is not None]
     t_acq_min = min(known) if known else None
     if dc == "NONE":

@@ -201,12 +201,15 @@ def read_nifti(
         values in MBq/mL, ``"hu"``, ``"label"``...); must agree with the sidecar
         when both are given.
     strictness : {"strict", "lenient"}
-        Lenient reading accepts a sidecar of a newer version and records it.
+        Lenient reading accepts a sidecar of a newer version, or a sidecar of a
+        decaying quantity (counts, activity, activity concentration, SUV)
+        without ``timing.decay_correction`` (NONE assumed), and records it.
 
     Raises
     ------
     MissingFieldError
-        No sidecar and no ``quantity`` argument.
+        No sidecar and no ``quantity`` argument; no ``timing.decay_correction``
+        for a decaying quantity (strict).
     UnitError
         The sidecar unit is unknown for its quantity.
     ImageDataError
@@ -298,8 +301,22 @@ def _read(
         data = data.astype(np.float32) * np.float32(factor)
         steps.append(f"converted {unit} -> {q.unit}")
     tm = meta.get("timing") or {}
+    if tm.get("decay_correction") is None and q.decays:
+        # the decay-correction state decides which instant the values refer to
+        assumptions.allow(
+            MissingFieldError(
+                "timing.decay_correction",
+                f"absent from the sidecar (quantity {q.value}), so the instant the values "
+                "refer to is unknown",
+                side.name,
+                f'write "timing": {{"decay_correction": ...}} (one of '
+                f"{[x.value for x in DecayCorrection]}), or read with strictness='lenient' "
+                "to assume NONE (not decay-corrected)",
+            ),
+            "decay correction assumed NONE (values as measured over the frame)",
+        )
     try:
-        dc = DecayCorrection(tm.get("decay_correction", "NONE"))
+        dc = DecayCorrection(tm.get("decay_correction") or "NONE")
     except ValueError:
         raise MissingFieldError(
             "timing.decay_correction",

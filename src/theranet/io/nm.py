@@ -22,23 +22,34 @@ Values (the path taken is recorded in the provenance as ``values: ...``)
     1. Real World Value Mapping Sequence (0040,9096) item with Measurement Units
        ``Bq/ml``/``Bq/mL`` (also ``kBq/ml``, ``MBq/ml``) -> activity concentration;
        an item in ``{counts}``/``cnts`` -> counts. The stored values are mapped
-       with ``slope * SV + intercept`` (Rescale Slope is then not used).
+       with ``slope * SV + intercept`` (Rescale Slope is then not used). A
+       mapping whose only items are in units not understood (``{SUVbw}g/ml``,
+       ``mBq/mL``...) is refused when strict, ignored (recorded) when lenient.
     2. Rescale Slope/Intercept with Units (0054,1001) ``BQML``, or with the GE
-       private (0057,1003) ``BQML`` -> activity concentration; Units ``CNTS`` ->
-       counts.
+       private (0057,1003) ``BQML`` -> activity concentration (without Rescale
+       Slope: refused when strict, slope 1 recorded when lenient); Units
+       ``CNTS`` -> counts.
     3. Otherwise counts (the stored values, times Rescale Slope plus Intercept
        when present). With ``calibration_cps_per_mbq`` the counts are turned
        into MBq/mL: ``C = N / (T * CF * V)``, ``T`` the total acquisition duration
        (Rotation Information Sequence (0054,0052): Actual Frame Duration x Number
        of Frames in Rotation, summed over rotations), ``V`` the voxel volume.
        The calibration factor must be defined with the same convention
-       (reconstructed counts per second of scan, per MBq).
+       (reconstructed counts per second of scan, per MBq). Calibrating values
+       with no unit information at all (no mapping, no Units) is refused when
+       strict. The top-level Actual Frame Duration (time per projection) as the
+       whole acquisition, without a usable Rotation Information Sequence, and a
+       total outside :data:`SPECT_DURATION_PLAUSIBLE_S` are refused when strict
+       and recorded when lenient.
 
 Decay correction
     NM has no standard Decay Correction attribute; when Decay Correction
     (0054,1102) is present it is used as in PET (START, ADMIN, NONE). When
     Corrected Image (0028,0051) lists ``DECY`` without it, the reference is
-    unknown: strict reading refuses, lenient reading assumes ``START``.
+    unknown: strict reading refuses, lenient reading assumes ``START``. As in
+    the series reader, ADMIN values read with an ``injection`` argument that
+    differs from the header's injection time keep the header time as their
+    reference (``DecayCorrection.REFERENCE``): the scanner corrected to it.
 
     Corrected Image (0028,0051), when present, becomes ``Image.corrections``,
     so :meth:`~theranet.image.Image.to_suv` refuses values without ``ATTN``
@@ -106,6 +117,12 @@ _RWVM_CONCENTRATION_TO_MBQ_ML = {
     "MBq/mL": 1.0,
 }
 _RWVM_COUNTS = {"{counts}", "{count}", "{cnts}", "cnts", "counts", "{counts}/voxel"}
+
+#: Plausible total duration of a SPECT acquisition, s (1 min to 2 h). These are
+#: plausibility bounds, not physics: a duration outside them is most likely a unit
+#: error, such as a rotation item's Actual Frame Duration written in s instead of ms,
+#: and is refused when strict.
+SPECT_DURATION_PLAUSIBLE_S = (60.0, 7200.0)
 
 _GE_UNITS_TAG = Tag(0x0057, 0x1003)
 _GE_CREATOR_TAG = Tag(0x0057, 0x0010)
@@ -278,12 +295,28 @@ class _Values:
     data: np.ndarray  # float64, real-world values in canonical unit
     quantity: Quantity
     step: str
+    unit_stated: bool = True  # False: no RWVM, Units or GE private units at all
 
 
-def _rescale(ds: Dataset, assumptions: Assumptions, *, required: bool) -> tuple[float, float]:
+def _rescale(
+    ds: Dataset, assumptions: Assumptions, source: str, *, required: str | None = None
+) -> tuple[float, float]:
+    """Rescale Slope/Intercept; ``required`` names the units that need the slope."""
     s, i = ds.get("RescaleSlope"), ds.get("RescaleIntercept")
-    if s is None and required:
-        assumptions.note(f"{tag_name('RescaleSlope')} absent: slope 1 taken")
+    if (s is None or str(s).strip() == "") and required is not None:
+        assumptions.allow(
+            MissingFieldError(
+                tag_name("RescaleSlope"),
+                f"absent while the voxel units are {required}: the stored values cannot be "
+                "scaled to Bq/mL",
+                None,
+                "re-export the reconstruction with its Rescale Slope, or read with "
+                "strictness='lenient' to assume slope 1",
+                source,
+            ),
+            "Rescale Slope 1 assumed",
+        )
+        s = None
     slope = float(s) if s is not None else 1.0
     intercept = float(i) if i is not None else 0.0
     return slope, intercept
@@ -303,11 +336,27 @@ def _map_values(ds: Dataset, stored: np.ndarray, assumptions: Assumptions, sourc
             count_items.append((item, unit))
         else:
             others.append(unit or "(no units)")
-    if others:
+    chosen = conc_items[:1] or count_items[:1]
+    if others and not chosen:
+        # the preferred mapping states a unit we cannot use: do not fall back silently
+        assumptions.allow(
+            UnitError(
+                f"{tag_name('RealWorldValueMappingSequence')} "
+                f"{tag_name('MeasurementUnitsCodeSequence')}",
+                "unit not understood (Bq/ml, kBq/ml, MBq/ml or {counts} expected), so the "
+                "meaning of the voxel values is unknown",
+                others,
+                "re-export the reconstruction in counts or Bq/mL, or read with "
+                "strictness='lenient' to ignore the mapping and use Units (0054,1001) and "
+                "Rescale Slope/Intercept",
+                source,
+            ),
+            f"mapping item(s) in {others} ignored; values from Units/Rescale Slope",
+        )
+    elif others:
         assumptions.note(
             f"{tag_name('RealWorldValueMappingSequence')}: item(s) in {others} not used"
         )
-    chosen = conc_items[:1] or count_items[:1]
     if chosen:
         item, unit = chosen[0]
         if len(conc_items) + len(count_items) > 1:
@@ -359,7 +408,9 @@ def _map_values(ds: Dataset, stored: np.ndarray, assumptions: Assumptions, sourc
                 f"GE private (0057,1003) {ge_units!r} ignored: {tag_name('Units')} {u} is used"
             )
         if u == "BQML":
-            slope, intercept = _rescale(ds, assumptions, required=True)
+            slope, intercept = _rescale(
+                ds, assumptions, source, required=f"{tag_name('Units')} BQML"
+            )
             return _Values(
                 (slope * sv + intercept) * 1e-6,
                 Quantity.ACTIVITY_CONCENTRATION,
@@ -367,7 +418,7 @@ def _map_values(ds: Dataset, stored: np.ndarray, assumptions: Assumptions, sourc
                 f"{tag_name('Units')} BQML -> MBq/mL",
             )
         if u == "CNTS":
-            slope, intercept = _rescale(ds, assumptions, required=False)
+            slope, intercept = _rescale(ds, assumptions, source)
             return _Values(
                 slope * sv + intercept,
                 Quantity.COUNTS,
@@ -385,7 +436,9 @@ def _map_values(ds: Dataset, stored: np.ndarray, assumptions: Assumptions, sourc
         creator = _private_text(ds, _GE_CREATOR_TAG)
         who = f" (creator {creator!r})" if creator else ""
         if ge_units.upper() == "BQML":
-            slope, intercept = _rescale(ds, assumptions, required=True)
+            slope, intercept = _rescale(
+                ds, assumptions, source, required="GE private (0057,1003) BQML"
+            )
             return _Values(
                 (slope * sv + intercept) * 1e-6,
                 Quantity.ACTIVITY_CONCENTRATION,
@@ -400,12 +453,18 @@ def _map_values(ds: Dataset, stored: np.ndarray, assumptions: Assumptions, sourc
                 "export the reconstruction in counts or Bq/mL",
                 source,
             )
-    slope, intercept = _rescale(ds, assumptions, required=False)
+    slope, intercept = _rescale(ds, assumptions, source)
+    if ge_units is not None:
+        step = (
+            f"values: counts (GE private (0057,1003) {ge_units}; Rescale Slope/Intercept "
+            f"{slope:.9g}, {intercept:.9g})"
+        )
+        return _Values(slope * sv + intercept, Quantity.COUNTS, step)
     if "RescaleSlope" in ds or "RescaleIntercept" in ds:
         step = f"values: counts (Rescale Slope/Intercept {slope:.9g}, {intercept:.9g}; no units)"
     else:
         step = "values: counts (no real-world value mapping, no units)"
-    return _Values(slope * sv + intercept, Quantity.COUNTS, step)
+    return _Values(slope * sv + intercept, Quantity.COUNTS, step, unit_stated=False)
 
 
 def _acquisition_start(
@@ -444,6 +503,36 @@ def _acquisition_start(
 def _spect_duration_s(
     ds: Dataset, assumptions: Assumptions, source: str
 ) -> tuple[float | None, str]:
+    """Total acquisition duration, s, and where it came from (None when unknown).
+
+    From the Rotation Information Sequence; the top-level Actual Frame Duration
+    (the time per projection in a SPECT) only by assumption (lenient). A total
+    outside :data:`SPECT_DURATION_PLAUSIBLE_S` is refused when strict.
+    """
+    duration_s, src = _rotation_duration_s(ds, assumptions, source)
+    if duration_s is None:
+        return None, src
+    lo, hi = SPECT_DURATION_PLAUSIBLE_S
+    if not lo <= duration_s <= hi:
+        assumptions.allow(
+            TimingError(
+                tag_name("ActualFrameDuration"),
+                f"gives a total acquisition duration of {duration_s:g} s ({src}), outside the "
+                f"plausible {lo:g} s to {hi:g} s of a SPECT acquisition (a duration in s "
+                "instead of ms?)",
+                duration_s,
+                "correct the header (Actual Frame Duration is in ms), or read with "
+                "strictness='lenient' to use the duration as it is",
+                source,
+            ),
+            f"acquisition duration {duration_s:g} s used as it is",
+        )
+    return duration_s, src
+
+
+def _rotation_duration_s(
+    ds: Dataset, assumptions: Assumptions, source: str
+) -> tuple[float | None, str]:
     rot = ds.get("RotationInformationSequence")
     if rot:
         total_ms = 0.0
@@ -475,9 +564,21 @@ def _spect_duration_s(
         ms = float(fd)
         if not ms > 0:
             raise TimingError(tag_name("ActualFrameDuration"), "must be positive", ms, None, source)
-        assumptions.note(
-            f"acquisition duration taken from {tag_name('ActualFrameDuration')} "
-            "(no usable Rotation Information Sequence)"
+        assumptions.allow(
+            TimingError(
+                tag_name("RotationInformationSequence"),
+                "absent or incomplete, so the total acquisition duration is unknown; the "
+                f"top-level {tag_name('ActualFrameDuration')} is the time per projection in "
+                "a SPECT, not the whole acquisition",
+                f"ActualFrameDuration {ms:g} ms",
+                "re-export the reconstruction with its Rotation Information Sequence "
+                "(Actual Frame Duration and Number of Frames in Rotation), or read with "
+                "strictness='lenient' to take the top-level Actual Frame Duration as the "
+                "whole acquisition",
+                source,
+            ),
+            f"acquisition duration taken from the top-level {tag_name('ActualFrameDuration')} "
+            f"{ms:g} ms (no usable Rotation Information Sequence)",
         )
         return ms / 1000.0, tag_name("ActualFrameDuration")
     return None, "unknown"
@@ -859,12 +960,29 @@ def read_nm_spect(
         source=source,
     )
     patient = patient_info(ds, assumptions, steps, source, weight_kg=patient_weight_kg)
+    reference = None
+    if dc is DecayCorrection.ADMIN:
+        # as the series reader: the scanner corrected to the header's injection time
+        inj, hdr_inj = admin.injection, admin.header_injection
+        if injection is not None and hdr_inj is not None and hdr_inj != inj:
+            dc, reference = DecayCorrection.REFERENCE, hdr_inj
+            steps.append(
+                f"DecayCorrection ADMIN: values refer to the header injection time "
+                f"{hdr_inj.isoformat()} (kept as the REFERENCE state, since the injection "
+                "argument differs)"
+            )
+        elif injection is not None and hdr_inj is None:
+            assumptions.note(
+                "DecayCorrection ADMIN without a header injection time: the scanner is "
+                "taken to have corrected to the injection argument"
+            )
     timing = Timing(
         acquisition_start=start,
         frame_duration_h=duration_s / 3600.0 if duration_s is not None else None,
         injection=admin.injection,
         administered_activity_mbq=admin.activity_mbq,
         decay_correction=dc,
+        reference=reference,
         injection_source=admin.injection_source,
     )
     if calibration_cps_per_mbq is not None:
@@ -880,7 +998,22 @@ def read_nm_spect(
                 ),
                 "the file's own calibration is kept; calibration_cps_per_mbq ignored",
             )
-        elif duration_s is None:
+        elif not values.unit_stated:
+            assumptions.allow(
+                UnitError(
+                    tag_name("Units"),
+                    "absent, and no Real World Value Mapping Sequence (0040,9096): the voxel "
+                    "values are not stated to be counts, so calibration_cps_per_mbq cannot be "
+                    "applied safely",
+                    None,
+                    "re-export the reconstruction with Units (0054,1001) CNTS or a {counts} "
+                    "Real World Value Mapping, or read with strictness='lenient' to take the "
+                    "values as counts",
+                    source,
+                ),
+                "voxel values taken as counts for the calibration",
+            )
+        if values.quantity is Quantity.COUNTS and duration_s is None:
             raise TimingError(
                 tag_name("RotationInformationSequence"),
                 "acquisition duration unknown (no Actual Frame Duration), needed to turn "
