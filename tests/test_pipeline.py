@@ -314,6 +314,33 @@ def test_time_point_without_timing_is_refused(study, tmp_path):
     _nothing_written(tmp_path, out)
 
 
+@pytest.mark.parametrize(
+    ("keyword", "value", "field"),
+    [
+        # grouped by injection already: refused as two administrations in STUDY_DIR
+        ("RadiopharmaceuticalStartDateTime", "20260302100000.000000", "STUDY_DIR"),
+        ("RadionuclideTotalDose", "6000.0", "RadionuclideTotalDose"),
+    ],
+)  # fmt: skip
+def test_time_points_of_different_administrations_are_refused(study, tmp_path, keyword, value,
+                                                               field):  # fmt: skip
+    """The 24 h SPECT says another injection time or another administered activity:
+    refused, nothing written."""
+    d = _copy(study, tmp_path / "s")
+    path = d / "tp2_24h" / "spect.dcm"
+    ds = pydicom.dcmread(path)
+    item = ds.RadiopharmaceuticalInformationSequence[0]
+    setattr(item, keyword, value)
+    if keyword == "RadiopharmaceuticalStartDateTime":
+        item.RadiopharmaceuticalStartTime = value[8:]
+    ds.save_as(path)
+    out = tmp_path / "out"
+    with pytest.raises(TheranetError) as info:
+        run_dosimetry(d, out, fwhm_mm=12.0)
+    assert info.value.field == field
+    _nothing_written(tmp_path, out)
+
+
 def test_labels_on_another_grid_are_refused(study, tmp_path):
     from theranet.image import Image, Labels, Quantity
     from theranet.io import read_labels, write_nifti
@@ -549,3 +576,20 @@ def test_cycle_dated_before_the_previous_is_refused(study, cycle2_study, tmp_pat
                       registry=db, patient_id="T-2")  # fmt: skip
     assert "Fix:" in str(info.value)
     _nothing_written(tmp_path, out)
+
+
+def test_tia_sd_inflated_by_the_birge_ratio_when_points_scatter_beyond_counting():
+    """A fit weighted by counting SDs that are too small for the scatter: the SD is
+    multiplied by sqrt(chi2/dof) (never shrunk when chi2 < dof)."""
+    from theranet.kinetics.fit import fit_tac
+    from theranet.pipeline import _misfit_factor
+
+    t = np.array([4.0, 24.0, 96.0, 168.0])
+    a = 100.0 * np.exp(-t * math.log(2) / 50.0) * np.array([1.05, 0.95, 1.04, 0.97])
+    sigma = 0.001 * a  # counting only: far below the 5 % scatter
+    fit = fit_tac(t, a, "mono", nuclide="Lu-177", sigma_mbq=sigma)
+    assert _misfit_factor(fit, sigma) == pytest.approx(math.sqrt(fit.chi2 / fit.dof))
+    assert _misfit_factor(fit, sigma) > 10
+    generous = fit_tac(t, a, "mono", nuclide="Lu-177", sigma_mbq=0.5 * a)
+    assert _misfit_factor(generous, 0.5 * a) == 1.0
+    assert _misfit_factor(fit, None) == 1.0

@@ -113,9 +113,11 @@ _KINETICS = {
     "uptake-washout bi-exponential fitted to all points (clinical.md §6.2); falling from the "
     "first point -> constant head, trapezoids, and a mono-exponential fitted to the last 3 "
     "points integrated analytically (§6.3); n <= 3 -> the rules of §6.2; weighted least "
-    "squares, terminal lambda >= lambda_phys, SD by the delta method",
+    "squares, terminal lambda >= lambda_phys, SD by the delta method (multiplied by "
+    "sqrt(chi2/dof) where the points scatter beyond counting statistics)",
     "aicc": "weighted least squares, model by AICc (n >= 4) or the rules of §6.2 (n <= 3), "
-    "analytic integral, SD by the delta method",
+    "analytic integral, SD by the delta method (multiplied by sqrt(chi2/dof) where the "
+    "points scatter beyond counting statistics)",
 }
 _DOSE_METHODS = ("convolution", "density_corrected", "local")
 _REGISTER = ("rigid", "deformable", "none")
@@ -280,6 +282,28 @@ def _find_inputs(study_dir: Path, strictness: Strictness) -> tuple[list[_TimePoi
             "STUDY_DIR", "holds no CT", str(study_dir), "add the CT of the SPECT/CT"
         )
     return out, groups[0].pseudonym
+
+
+def _same_administration(tps: list[_TimePoint], images: list[Image]) -> None:
+    """Every SPECT, as read, refers to one injection and one administered activity."""
+    injections = {img.timing.injection for img in images}
+    if len(injections) > 1:
+        raise PipelineInputError(
+            "RadiopharmaceuticalStartDateTime",
+            "the SPECT time points were read with different injections",
+            [f"{tp.label}: {img.timing.injection}" for tp, img in zip(tps, images, strict=True)],
+            "correct the injection date and time (and UTC offset) in the SPECT headers: one "
+            "cycle has one administration",
+        )
+    activities = [img.timing.administered_activity_mbq for img in images]
+    known = [a for a in activities if a is not None]
+    if known and (len(known) < len(activities) or max(known) - min(known) > 1e-3 * max(known)):
+        raise PipelineInputError(
+            "RadionuclideTotalDose",
+            "the administered activity differs between the SPECT time points",
+            [f"{tp.label}: {a} MBq" for tp, a in zip(tps, activities, strict=True)],
+            "give the same administered activity in every SPECT header",
+        )
 
 
 def _read_spect(path: Path, mode: Strictness, cf: float | None, nuclide: str | None) -> Image:
@@ -688,6 +712,7 @@ def run_dosimetry(
 
     nuc = Nuclide(next(iter(nuclides)))
     entry = _tracer(images, tracer, nuc.name)
+    _same_administration(tps, [p[1] for p in points])
     injection = points[0][1].timing.injection
     activity_mbq = points[0][1].timing.administered_activity_mbq
     methods.append(("radiopharmaceutical", f"{entry.name} ({nuc.name}), catalogue entry"))
@@ -817,11 +842,16 @@ def run_dosimetry(
             "activities are biased by spill-out and spill-in; give --fwhm-mm"
         )
         methods.append(("partial-volume correction", "none (no system resolution given)"))
-    corrected = [gtm.correct(img) for img in aligned]
     names = list(gtm.regions)
     volumes = dict(zip(names, gtm.volume_ml, strict=True))
-    conc = np.array([c.concentration_mbq_per_ml for c in corrected])  # (T, N)
-    conc_sd = np.array([c.concentration_sd_mbq_per_ml for c in corrected])
+    if fwhm_mm:
+        corrected = [gtm.correct(img) for img in aligned]
+        conc = np.array([c.concentration_mbq_per_ml for c in corrected])  # (T, N)
+        conc_sd = np.array([c.concentration_sd_mbq_per_ml for c in corrected])
+    else:  # the plain region means, as the report says (no transfer matrix solved)
+        measured = [gtm.measure(img) for img in aligned]
+        conc = np.array([m for m, _ in measured])  # (T, N)
+        conc_sd = np.sqrt(np.array([v for _, v in measured]))
     rc_rel_sd = np.zeros(len(names))
     if fwhm_mm and fwhm_sd_mm:
         say("recovery uncertainty")
@@ -844,6 +874,8 @@ def run_dosimetry(
     outside: dict[str, tuple[float, float]] = {}
     shapes: dict[str, _Piecewise] = {}  # hybrid curves: the curve the BED follows
     stp_fallback: list[str] = []
+    inflate: dict[str, float] = {}  # Birge ratio of fits that scatter beyond counting
+    bound_notes: list[str] = []
     for k, name in enumerate(names):
         a = conc[:, k] * volumes[name]
         s = conc_sd[:, k] * volumes[name]
@@ -861,10 +893,13 @@ def run_dosimetry(
             res, fit, model_of[name] = _region_tia(times, a_pos, sigma, nuc.name, kinetics)
             if fit is not None:
                 fits[name] = fit
+                inflate[name] = _misfit_factor(fit, sigma)
+                bound_notes += [f"{name}: {w}" for w in fit.warnings if "on a bound" in w]
             if res.method == "hybrid":
                 shapes[name] = _hybrid_shape(times, a_pos, fit, res.tia_mbq_h)
         tia[name] = res.tia_mbq_h
-        tia_rel_sd[name] = res.rel_sd if math.isfinite(res.rel_sd) else math.nan
+        rel = res.rel_sd * inflate.get(name, 1.0)
+        tia_rel_sd[name] = rel if math.isfinite(rel) else math.nan
         if stp is None and res.tia_mbq_h > 0:
             outside[name] = (
                 res.details[BEFORE_FIRST] / res.tia_mbq_h,
@@ -875,6 +910,14 @@ def run_dosimetry(
             f"single time point ({stp}): the TIA rests on an assumed mono-exponential "
             "clearance; its method error is not in the SD"
         )
+    scaled = sorted(n for n, f in inflate.items() if f > 1.0)
+    if scaled:
+        warnings.append(
+            "the activity points scatter more about the fitted curve than counting "
+            f"statistics explain in {len(scaled)} region(s) ({', '.join(scaled)}): their "
+            "TIA SDs were multiplied by sqrt(chi2/dof) of the fit"
+        )
+    warnings.extend(bound_notes)
     if stp_fallback:
         warnings.append(
             "madsen: no population effective half-life for "
@@ -1137,6 +1180,15 @@ def _add_bed(rows: dict[str, RegionDose], fits: Mapping, shapes: Mapping[str, _P
             )
         )
     return out
+
+
+def _misfit_factor(fit, sigma) -> float:
+    """``sqrt(max(1, chi2/dof))`` for a fit weighted by the counting SDs (the Birge
+    ratio: the per-point SD holds counting noise only, clinical.md §6.5 asks for the
+    VOI and reconstruction scatter too, which shows as misfit); 1 otherwise."""
+    if sigma is None or fit.dof <= 0 or not math.isfinite(fit.chi2):
+        return 1.0
+    return math.sqrt(max(1.0, fit.chi2 / fit.dof))
 
 
 def _region_tia(times: np.ndarray, a: np.ndarray, sigma, nuclide: str, rule: str):

@@ -345,3 +345,17 @@ def test_bad_sigma_model_and_nuclide():
         select_model(GOOD_T, GOOD_A, nuclide="Lu-177", criterion="bic")
     with pytest.raises(KineticsError, match="one time point"):
         select_model([24.0], [10.0], nuclide="Lu-177")
+
+
+def test_terminal_rate_above_physical_is_not_taken_for_its_bound():
+    """Terminal rate 1.5 x lambda_phys (biological 300 h) with an uptake far faster than
+    the first sample: lambda1 is 2.3e-3 /h above its bound lambda_phys, so it is free
+    (its distance is judged on the scale of lambda_phys, not of the fastest rate)."""
+    lam_p = Nuclide("Lu-177").decay_constant_per_h
+    lam1 = lam_p + math.log(2) / 300.0
+    t = np.array([1.0, 4.0, 24.0, 96.0, 168.0])
+    a = 100.0 * (np.exp(-lam1 * t) - np.exp(-30.0 * t)) * np.array([1.01, 0.99, 1.0, 1.01, 0.99])
+    fit = fit_tac(t, a, "biexp_uptake", nuclide="Lu-177")
+    assert "lambda1_per_h" not in fit.at_bound
+    assert fit.params[1] == pytest.approx(lam1, rel=0.05)
+    assert not any("biological clearance" in w for w in fit.warnings)

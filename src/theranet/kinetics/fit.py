@@ -687,7 +687,14 @@ def _fit_arrays(
     is_amp[list(model.amp_index)] = True
     rate_scale = max([abs(p[i]) for i in model.rate_index] + [terminal_min, 1e-12])
     typ = np.where(is_amp, float(np.max(np.abs(a))), rate_scale)
-    on_bound = (q - lo <= _BOUND_TOL * typ) | (np.isfinite(hi) & (hi - q <= _BOUND_TOL * typ))
+    # a non-zero bound (the terminal rate's lambda_phys, a washout maximum) is
+    # approached on its own scale: 1e-4 of the model's fastest rate can exceed
+    # lambda_phys itself
+    lo_scale = np.where(~is_amp & (lo > 0.0), np.abs(lo), typ)
+    hi_scale = np.where(~is_amp & np.isfinite(hi) & (hi > 0.0), np.abs(hi), typ)
+    on_bound = (q - lo <= _BOUND_TOL * lo_scale) | (
+        np.isfinite(hi) & (hi - q <= _BOUND_TOL * hi_scale)
+    )
     at_bound = tuple(n_ for n_, b_ in zip(_internal_names(model), on_bound, strict=True) if b_)
     # an internal parameter on an active bound is held fixed for the covariance:
     # the linearisation (J^T W J)^-1 does not describe an estimate pinned to a bound.

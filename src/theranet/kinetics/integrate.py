@@ -328,6 +328,26 @@ def trapezoid_tia(
     )
 
 
+def _tail_sensitivity(fit: FitResult, g_tail: np.ndarray) -> np.ndarray:
+    """``d tail / d A_i`` at the fitted points: ``g (J^T W J)^-1 J^T W`` over the free
+    parameters (a parameter held at its bound does not move with the data)."""
+    from theranet.kinetics.fit import _internal_names
+
+    t = np.asarray(fit.times_h, dtype=np.float64)
+    w = 1.0 / np.asarray(fit.sigma_mbq, dtype=np.float64) ** 2
+    jac = np.asarray(fit.model.jacobian(fit.params, t), dtype=np.float64).T  # (m, K)
+    free = np.array([name not in fit.at_bound for name in _internal_names(fit.model)])
+    out = np.zeros(t.size)
+    if not free.any() or not np.all(np.isfinite(jac)) or not np.all(np.isfinite(w)):
+        return out
+    jf = jac[:, free]
+    try:
+        dp_da = np.linalg.solve(jf.T @ (w[:, None] * jf), jf.T * w)  # (K_free, m)
+    except np.linalg.LinAlgError:
+        return out
+    return g_tail[free] @ dp_da
+
+
 def hybrid_tia(
     times_h: ArrayLike,
     activities_mbq: ArrayLike,
@@ -363,7 +383,8 @@ def hybrid_tia(
     -------
     TIAResult
         ``method="hybrid"``, components ``head``, ``body``, ``tail``; SD from
-        the fit covariance (tail) and linear propagation (head and body).
+        the fit covariance (tail), linear propagation (head and body) and the
+        covariance of the body and the tail through the point they share.
     FitResult
         The mono-exponential fit of the last points.
     """
@@ -389,6 +410,10 @@ def hybrid_tia(
     )
     cov = np.asarray(fit.covariance, dtype=np.float64)
     var_tail = float(g_tail @ cov @ g_tail) if np.all(np.isfinite(cov)) else math.nan
+    # d tail / d A_i of the fitted points (weighted least squares: dp/dA =
+    # (J^T W J)^-1 J^T W over the free parameters), for the covariance between the
+    # trapezoids and the tail, which share the point t_k
+    dtail_da = _tail_sensitivity(fit, g_tail)
     grad = np.zeros(n)
     if t[0] == 0.0:
         head_area = 0.0
@@ -406,6 +431,8 @@ def hybrid_tia(
     if s is not None:
         sd_points = s
     else:
+        # the fit's own sigmas scaled to its scatter; earlier points at the same
+        # relative scatter
         scale = math.sqrt(fit.chi2 / fit.dof) if fit.dof > 0 else math.nan
         sig = np.asarray(fit.sigma_mbq, dtype=np.float64)
         act = np.asarray(fit.activities_mbq, dtype=np.float64)
@@ -416,8 +443,11 @@ def hybrid_tia(
             else math.nan
         )
         sd_points = np.abs(a) * rel_scatter
+        sd_points[k:] = sig * scale
     var_body = float(np.sum((grad * sd_points) ** 2))
-    sd = math.sqrt(var_tail + var_body) if math.isfinite(var_tail + var_body) else math.nan
+    cov_body_tail = float(np.sum(grad[k:] * dtail_da * sd_points[k:] ** 2))
+    var = var_tail + var_body + 2.0 * cov_body_tail
+    sd = math.sqrt(var) if math.isfinite(var) and var >= 0.0 else math.nan
     rules = (
         f"head: {'linear rise from 0' if head == 'zero' else 'constant A(t1)'} before t1",
         f"trapezoids from t1 to t{k + 1} = {tk:g} h",
