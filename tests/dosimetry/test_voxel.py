@@ -144,5 +144,9 @@ def test_image_geometry():
         voxel_dose(Image(tia, oblique, Quantity.ACTIVITY), "Lu-177")
     with pytest.raises(QuantityError):
         voxel_dose(Image(tia, affine, Quantity.HU), "Lu-177")
+    # a concentration (MBq/mL) or counts are not MBq h per voxel
+    for q in (Quantity.ACTIVITY_CONCENTRATION, Quantity.COUNTS, Quantity.SUVBW):
+        with pytest.raises(QuantityError, match="voxel volume"):
+            voxel_dose(Image(tia, affine, q, nuclide="Lu-177"), "Lu-177")
     with pytest.raises(GeometryError, match="voxel_mm"):
         voxel_dose(tia, "Lu-177")

@@ -46,7 +46,6 @@ _S_TO_GY = 3.6
 _DECAYS_PER_MBQ_H = 3.6e9
 _MEV_TO_J = 1.602176634e-13
 #: Quantities that cannot be a TIA map.
-_NOT_TIA = frozenset({Quantity.HU, Quantity.LABEL, Quantity.DOSE, Quantity.DOSE_RATE, Quantity.BED})
 
 
 def convolve_dose(
@@ -249,8 +248,14 @@ def voxel_dose(
     if method not in METHODS:
         raise ValueError(f"method: {method!r}; use one of {', '.join(METHODS)}")
     if isinstance(tia, Image):
-        if tia.quantity in _NOT_TIA:
-            raise QuantityError("tia.quantity", "is not a time-integrated activity", tia.quantity)
+        if tia.quantity is not Quantity.ACTIVITY:
+            raise QuantityError(
+                "tia.quantity",
+                "is not a time-integrated activity per voxel (MBq h, stored as ACTIVITY)",
+                tia.quantity.name,
+                "integrate the activity over time per voxel first; a concentration map "
+                "must be multiplied by the voxel volume in mL",
+            )
         if voxel_mm is not None:
             raise ValueError("voxel_mm: give it for a plain array only (an Image has an affine)")
         spacing = _spacing(tia.affine)
