@@ -19,11 +19,14 @@ Pipeline
    spherical shells (:class:`RadialKernel`); energy absorbed beyond the extent
    and bremsstrahlung are recorded as escaping.
 3. **Voxel S-values.** The kernel is integrated over a uniformly active source
-   voxel and each target voxel by Monte Carlo sampling of deposition points
+   voxel and each target voxel. The energy deposited within ``r_mc`` (just
+   beyond the reach of the ``near_voxels`` cube) is sampled by Monte Carlo
    (decay point uniform in the source voxel, radius drawn from the kernel's
    energy distribution, isotropic direction), seeded and therefore
-   reproducible; beyond ``near_voxels`` the point-to-point approximation
-   ``d(r) V`` is used, where the kernel varies slowly over a voxel.
+   reproducible; the energy beyond ``r_mc`` is integrated deterministically,
+   averaging the kernel density, zero below ``r_mc``, over source and target
+   points on sub-voxel grids. The two parts partition space exactly, so the
+   voxels that straddle ``r_mc`` are neither counted twice nor lost.
 4. **Sphere model.** Mean self-dose of a uniformly active sphere:
    absorbed fraction ``sum_j E_j p_in(r_j / R)`` with the geometric factor
    ``p_in(x) = 1 - 3x/4 + x^3/16`` (x <= 2) for a point uniform in the sphere and
@@ -84,6 +87,15 @@ _PHOTON_EXTENT_MM = 400.0
 _PHOTON_SHELLS = 800
 _MEV_TO_J = 1.602176634e-13
 _DATA_VERSION = "1"  # bump when the physics or the libraries change
+# Version of the voxel integration, part of the S-value cache key (``_DATA_VERSION``
+# also names the shipped libraries, which this does not change). 2: the far region
+# is averaged over source and target voxels instead of taken at the voxel centre.
+_SVALUE_VERSION = "2"
+#: Sub-points per axis of the source and the target voxel in the far region, for
+#: voxels clear of ``r_mc`` (kernel smooth over the voxel) and for those that
+#: straddle it (a density step inside the voxel).
+_FAR_SUB = 4
+_EDGE_SUB = 16
 
 
 def cache_dir() -> Path:
@@ -521,8 +533,9 @@ def voxel_s_values(
         Octant extent: indices 0..n along each axis (n >= 5 for the CLI
         contract). Photon energy deposited beyond it is not in the kernel.
     near_voxels : int
-        Target voxels within this index distance (Chebyshev) are integrated by
-        Monte Carlo; farther ones by the point approximation.
+        The energy deposited within ``r_mc = |(near + 1) voxel|`` (``near`` at
+        least ``near_voxels`` and the electron reach) is integrated by Monte Carlo;
+        the energy beyond it deterministically (see :func:`_deposit`).
     n_samples : int
         Monte Carlo deposition samples.
     seed : int
@@ -543,7 +556,7 @@ def voxel_s_values(
     key = _cache_key(
         nuclide=name, voxel=vox.round(6).tolist(), material=mat, emissions=em,
         n=nv.tolist(), near=near_voxels, samples=n_samples, seed=seed,
-        data=_DATA_VERSION, version=__version__,
+        data=_DATA_VERSION, svalues=_SVALUE_VERSION, version=__version__,
     )  # fmt: skip
     path = cache_dir() / f"svalues_{name}_{key}.npz"
     if use_cache and path.is_file():
@@ -572,7 +585,7 @@ def voxel_s_values(
         emitted_energy_mev=kernel.emitted_energy_mev,
         notes=(*kernel.notes,
                f"voxel integration: Monte Carlo ({n_samples} samples, seed {seed}) within "
-               f"{near} voxels, point approximation beyond"),
+               f"{near} voxels, deterministic source-target voxel average beyond"),
     )  # fmt: skip
     if use_cache:
         try:
@@ -601,7 +614,15 @@ def _deposit(
     n_samples: int,
     seed: int,
 ) -> NDArray[np.float64]:
-    """Mean energy (MeV per decay) deposited in each octant voxel."""
+    """Mean energy (MeV per decay) deposited in each octant voxel.
+
+    The source is uniform in voxel (0, 0, 0) in both parts. The kernel's energy
+    in the shells up to the one holding ``r_mc = |(near + 1) vox|``, i.e. at
+    distances ``r < r_b`` (``r_b`` that shell's outer edge), is sampled by Monte
+    Carlo; its hits land in any voxel, near or far. The energy at ``r >= r_b``
+    is added by :func:`_far_deposit`; it can only reach voxels beyond ``near``
+    (a displacement into the ``near`` cube is at most ``r_mc`` long).
+    """
     rng = np.random.default_rng(seed)
     edges = kernel.edges_mm
     e = np.clip(kernel.energy_mev, 0.0, None)
@@ -638,15 +659,78 @@ def _deposit(
             done += m
         # each mirrored entry collects the hits of all its images: divide them out
         out += total_mc * hits / n_samples / _mirror_weights(nv)
-    # far region: point approximation d(r) V, only for voxels beyond `near`
+    # far region: the energy beyond r_b, averaged over source and target voxels
     if j_mc < e.size:
         dens = e / (4.0 / 3.0 * math.pi * np.diff(edges**3))
-        dens[:j_mc] = 0.0  # the near energy was sampled above
-        centres = 0.5 * (edges[1:] + edges[:-1])
-        grid = np.indices(out.shape).astype(np.float64)
-        r = np.sqrt(sum((grid[a] * vox[a]) ** 2 for a in range(3)))
-        far = np.max(grid, axis=0) > near
-        out[far] += np.interp(r[far], centres, dens, right=0.0) * float(np.prod(vox))
+        out += _far_deposit(edges, dens, float(edges[j_mc]), vox, out.shape)
+    return out
+
+
+def _tent_axis(n: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Offsets (in voxels) and weights of the displacement along one axis from a
+    source to a target point, each on ``n`` midpoint sub-points of its voxel:
+    ``k / n`` for ``|k| < n``, weight ``(n - |k|) / n**2`` (a discrete triangle)."""
+    k = np.arange(-(n - 1), n)
+    return k / n, (n - np.abs(k)) / float(n * n)
+
+
+def _far_deposit(
+    edges: NDArray[np.float64],
+    dens: NDArray[np.float64],
+    r_b: float,
+    vox: NDArray[np.float64],
+    shape: tuple[int, ...],
+) -> NDArray[np.float64]:
+    """Energy (MeV per decay) in each octant voxel from kernel energy at ``r >= r_b``.
+
+    ``dens`` is the kernel's mean energy density per decay in each shell of
+    ``edges`` (MeV/mm^3), read linearly between shell centres. For a source
+    uniform in voxel 0 and target voxel ``i`` the energy is
+    ``V <dens_outer(|y - x|)>``, averaged over source points x and target points
+    y, with ``dens_outer(r) = dens(r)`` for ``r >= r_b`` and 0 below (the Monte
+    Carlo part holds that energy). The average uses ``n`` midpoint sub-points per
+    axis in each voxel (:func:`_tent_axis`): ``_FAR_SUB`` where every displacement
+    is beyond ``r_b`` (the kernel is smooth there), ``_EDGE_SUB`` where the voxel
+    pair straddles ``r_b``. Summed over all voxels with one ``n`` this is the
+    midpoint rule of ``dens_outer`` on a lattice of step ``vox / n``, so energy is
+    kept to that accuracy.
+    """
+    out = np.zeros(shape)
+    # dens on a uniform radial grid (nuclide_kernel's shells are uniform already)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    step = float(np.diff(centres).min()) if centres.size > 1 else float(edges[-1])
+    if not np.allclose(np.diff(centres), step, rtol=1e-9, atol=0.0):
+        grid_r = np.arange(centres[0], centres[-1] + 0.5 * step, step)
+        dens, centres = np.interp(grid_r, centres, dens), grid_r
+    # one zero beyond the last centre: nothing deposited beyond the extent
+    table = np.concatenate([dens, [0.0, 0.0]])
+    idx = np.indices(shape).reshape(3, -1).T
+    c_mm = idx * vox  # voxel centres
+    # every displacement to voxel i lies in the box centre +- vox
+    r_max = np.linalg.norm(c_mm + vox, axis=1)
+    r_min = np.linalg.norm(np.maximum(c_mm - vox, 0.0), axis=1)
+    volume = float(np.prod(vox))
+    flat = out.reshape(-1)
+    classes = ((_FAR_SUB, r_min >= r_b), (_EDGE_SUB, (r_min < r_b) & (r_max > r_b)))
+    for n, sel in classes:
+        ids = np.flatnonzero(sel)
+        if ids.size == 0:
+            continue
+        k, w1 = _tent_axis(n)
+        w = (w1[:, None, None] * w1[None, :, None] * w1[None, None, :]).ravel()
+        batch = max(1, 262_144 // w.size)  # keep the work arrays in cache
+        for a in range(0, ids.size, batch):
+            sel_ids = ids[a : a + batch]
+            sq = [((idx[sel_ids, ax, None] + k[None, :]) * vox[ax]) ** 2 for ax in range(3)]
+            r = np.sqrt(
+                sq[0][:, :, None, None] + sq[1][:, None, :, None] + sq[2][:, None, None, :]
+            ).reshape(sel_ids.size, -1)
+            u = (r - centres[0]) / step
+            j = np.clip(u.astype(np.int64), 0, dens.size)
+            u = np.clip(u - j, 0.0, 1.0)
+            d = table[j] * (1.0 - u) + table[j + 1] * u
+            d[r < r_b] = 0.0
+            flat[sel_ids] = (d @ w) * volume
     return out
 
 
