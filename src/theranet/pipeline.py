@@ -267,7 +267,8 @@ def _find_inputs(study_dir: Path, strictness: Strictness) -> tuple[list[_TimePoi
             )
         injections.add(tp.injection)
         cts = tp.of_kind("ct")
-        ct_dir = cts[0].paths[0].parent if cts else None
+        # a DICOM CT series is read from its folder, a NIfTI CT from its file
+        ct_dir = _ct_source(cts[0].paths[0]) if cts else None
         label = sp[0].paths[0].parent.name
         out.append(_TimePoint(label, sp[0].paths[0], ct_dir))
     if len(injections) > 1:
@@ -306,13 +307,58 @@ def _same_administration(tps: list[_TimePoint], images: list[Image]) -> None:
         )
 
 
+def _is_nifti(path: Path) -> bool:
+    return path.name.endswith((".nii", ".nii.gz"))
+
+
+def _ct_source(first_file: Path) -> Path:
+    """What a CT is read from: the NIfTI file itself, or the folder of a DICOM series."""
+    return first_file if _is_nifti(first_file) else first_file.parent
+
+
+def _read_ct(source: Path, mode: Strictness) -> Image:
+    """A CT from a DICOM series folder or a NIfTI file with its sidecar (HU)."""
+    from theranet.io import read_nifti, read_series
+
+    if _is_nifti(source):
+        return read_nifti(source, quantity=Quantity.HU, strictness=mode)
+    return read_series(source, strictness=mode)
+
+
 def _read_spect(path: Path, mode: Strictness, cf: float | None, nuclide: str | None) -> Image:
     from theranet.io import read_nifti, read_nm_spect
 
-    if path.name.endswith((".nii", ".nii.gz")):
-        img = read_nifti(path)
-        if nuclide is not None:
+    if _is_nifti(path):
+        img = read_nifti(path, strictness=mode)
+        if nuclide is not None and img.nuclide is not None:
+            from theranet.nuclides import Nuclide
+
+            if Nuclide(nuclide).name != Nuclide(img.nuclide).name:
+                raise PipelineInputError(
+                    "nuclide",
+                    f"differs from the sidecar's {img.nuclide!r}",
+                    nuclide,
+                    "leave out --nuclide or correct the sidecar",
+                    path.name,
+                )
+        if nuclide is not None and img.nuclide is None:
             img = img.replace(nuclide=nuclide)
+        if img.quantity is Quantity.ACTIVITY_CONCENTRATION and cf is not None:
+            raise PipelineInputError(
+                "calibration_cps_per_mbq",
+                "given for an image already in MBq/mL",
+                cf,
+                "leave out --calibration-cps-per-mbq",
+                path.name,
+            )
+        if img.quantity not in (Quantity.COUNTS, Quantity.ACTIVITY_CONCENTRATION):
+            raise PipelineInputError(
+                "SPECT",
+                "a NIfTI SPECT must hold counts or an activity concentration",
+                img.quantity.name,
+                "write the reconstructed SPECT with its sidecar (theranet convert)",
+                path.name,
+            )
         if img.quantity is Quantity.COUNTS:
             if cf is None:
                 raise PipelineInputError(
@@ -433,9 +479,11 @@ def _working_copy(ct: Image) -> Image:
 
 
 def _frame_of_reference(ct_dir: Path) -> str | None:
-    """FrameOfReferenceUID of the first DICOM file of a CT series folder."""
+    """FrameOfReferenceUID of the first DICOM file of a CT series folder (None for NIfTI)."""
     import pydicom
 
+    if _is_nifti(ct_dir):
+        return None
     for p in sorted(ct_dir.iterdir()):
         if p.is_file() and not p.name.startswith("."):
             try:
@@ -724,13 +772,12 @@ def run_dosimetry(
     )
 
     # ---- 2. reference CT and regions
-    from theranet.io import read_series
     from theranet.io.regions import read_regions
 
     ref_index = next(i for i, tp in enumerate(tps) if tp.ct_dir is not None)
     ref_ct_dir = tps[ref_index].ct_dir
     say("reading the reference CT")
-    ct = read_series(ref_ct_dir, strictness=mode)
+    ct = _read_ct(ref_ct_dir, mode)
     is_nifti = labels_path.name.lower().endswith((".nii", ".nii.gz"))
     for_uid = None if is_nifti else _frame_of_reference(ref_ct_dir)
     labels: Labels = read_regions(labels_path, ct, frame_of_reference_uid=for_uid)
@@ -771,7 +818,7 @@ def run_dosimetry(
             aligned.append(img if img.same_grid(ref_spect) else img.resample_to(ref_spect))
             continue
         say(f"registering {tp.label}")
-        moving_ct = _working_copy(read_series(tp.ct_dir, strictness=mode))
+        moving_ct = _working_copy(_read_ct(tp.ct_dir, mode))
         if fixed_ct is None:
             fixed_ct = _working_copy(ct)
         # scanner coordinates as the start (serial CTs of one scanner share them)
@@ -1060,6 +1107,14 @@ def run_dosimetry(
         )
 
     # ---- 7. outputs
+    if _is_nifti(ref_ct_dir):
+        methods.append(
+            (
+                "DICOM outputs",
+                "none: the CT is NIfTI, so an RT Dose or a SEG has no DICOM series to refer "
+                "to; the dose is written as NIfTI with its sidecar",
+            )
+        )
     say("writing the outputs")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
@@ -1095,10 +1150,13 @@ def run_dosimetry(
         "csv": out_dir / "doses.csv",
         "nifti": out_dir / "dose.nii.gz",
         "sidecar": out_dir / "dose.json",
-        "rtdose": out_dir / "dose.dcm",
-        "rtplan": out_dir / "dose_plan.dcm",
-        "seg": out_dir / "regions_seg.dcm",
     }
+    if not _is_nifti(ref_ct_dir):
+        files.update(
+            rtdose=out_dir / "dose.dcm",
+            rtplan=out_dir / "dose_plan.dcm",
+            seg=out_dir / "regions_seg.dcm",
+        )
     if report:
         files.update(html=out_dir / "report.html", pdf=out_dir / "report.pdf")
     say(f"wrote {out_dir}")
@@ -1393,14 +1451,15 @@ def _write_outputs(tmp: Path, result: DosimetryResult, ct: Image, ct_dir: Path, 
         for r in result.regions.values():
             w.writerow(r.as_row())
     write_nifti(result.dose, tmp / "dose.nii.gz")
-    write_rtdose(tmp / "dose.dcm", result.dose, ct_dir, uid_seed=f"theranet-dose|{ct_dir.name}")
-    write_seg(
-        tmp / "regions_seg.dcm",
-        labels,
-        ct_dir,
-        uid_seed=f"theranet-seg|{ct_dir.name}",
-        segmentation_type="labelmap",
-    )
+    if not _is_nifti(ct_dir):  # RT Dose and SEG refer to a DICOM CT series
+        write_rtdose(tmp / "dose.dcm", result.dose, ct_dir, uid_seed=f"theranet-dose|{ct_dir.name}")
+        write_seg(
+            tmp / "regions_seg.dcm",
+            labels,
+            ct_dir,
+            uid_seed=f"theranet-seg|{ct_dir.name}",
+            segmentation_type="labelmap",
+        )
     cumulative = record()
     if report:
         from theranet.report import write_report

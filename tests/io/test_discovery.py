@@ -93,3 +93,18 @@ def test_nifti_with_sidecar(tmp_path):
     (tp,) = g.time_points
     assert tp.series[0].kind == "nifti"
     assert tp.series[0].hours_after_injection == pytest.approx(48.0)
+
+
+def test_nifti_spect_and_ct_are_classed_by_their_sidecar(tmp_path):
+    """modality NM + activity concentration -> spect, CT + HU -> ct (one time point),
+    a label map -> nifti."""
+    t = Timing(acquisition_start=INJECTION + timedelta(hours=24), injection=INJECTION)
+    spect = Image(np.ones((2, 2, 2), np.float32), np.eye(4), Quantity.ACTIVITY_CONCENTRATION,
+                  timing=t, modality="NM", nuclide="Lu-177")  # fmt: skip
+    ct = Image(np.zeros((2, 2, 2), np.float32), np.eye(4), Quantity.HU,
+               timing=Timing(acquisition_start=t.acquisition_start), modality="CT")  # fmt: skip
+    write_nifti(spect, tmp_path / "spect.nii.gz")
+    write_nifti(ct, tmp_path / "ct.nii.gz")
+    (g,) = discover(tmp_path)
+    (tp,) = g.time_points
+    assert sorted(s.kind for s in tp.series) == ["ct", "spect"]

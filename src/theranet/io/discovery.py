@@ -138,6 +138,22 @@ def _series_start(ds) -> datetime | None:
     return None
 
 
+#: NIfTI sidecar (modality, quantity) -> series kind; anything else is "nifti".
+_NIFTI_KINDS = {
+    ("NM", "activity_concentration"): "spect",
+    ("NM", "counts"): "spect",
+    ("PT", "activity_concentration"): "pet",
+    ("CT", "hu"): "ct",
+}
+
+
+def _nifti_kind(meta: dict) -> str:
+    """Kind of a NIfTI image from its sidecar: a SPECT, PET or CT volume as the
+    project writes them (modality and quantity), else ``"nifti"``."""
+    key = (str(meta.get("modality") or "").upper(), str(meta.get("quantity") or "").lower())
+    return _NIFTI_KINDS.get(key, "nifti")
+
+
 def _nifti_series(path: Path) -> tuple[str, SeriesRef] | None:
     from theranet.io.nifti import sidecar_path
 
@@ -159,7 +175,7 @@ def _nifti_series(path: Path) -> tuple[str, SeriesRef] | None:
     key = str(meta.get("patient_pseudonym") or "nifti")
     ref = SeriesRef(
         paths=(path,),
-        kind="nifti",
+        kind=_nifti_kind(meta),
         modality=str(meta.get("modality") or "OT"),
         series_uid=str(path),
         study_uid=str(path.parent),
