@@ -781,6 +781,16 @@ def plan(
     max_activity_gbq: Annotated[
         float | None, typer.Option("--max-activity-gbq", help="Cap of the planned activity.")
     ] = None,
+    activity_step_gbq: Annotated[
+        float | None,
+        typer.Option("--activity-step-gbq", help="Round down to this dispensable step, GBq."),
+    ] = None,
+    minimum_activity_gbq: Annotated[
+        float | None,
+        typer.Option(
+            "--minimum-activity-gbq", help="Below this activity: stop and report (e.g. 3.7)."
+        ),
+    ] = None,
     registry: RegistryOpt = None,
 ) -> None:
     """The activity of the next cycle within the kidney BED and marrow dose limits."""
@@ -793,6 +803,8 @@ def plan(
             risk_factors=risk_factors,
             limit_kidney_bed_gy=limit_kidney_bed_gy,
             max_activity_gbq=max_activity_gbq,
+            activity_step_gbq=activity_step_gbq,
+            minimum_activity_gbq=minimum_activity_gbq,
         )
     except (TheranetError, ValueError) as exc:
         _fail(exc)

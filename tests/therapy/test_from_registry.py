@@ -109,3 +109,20 @@ def test_marrow_rows_chosen_per_cycle(tmp_path):
         assert any("mixes methods" in n for n in notes)
     finally:
         reg.close()
+
+
+def test_plan_command_with_step_and_minimum(two_courses, tmp_path):
+    """`theranet plan ... --activity-step-gbq 0.5 --minimum-activity-gbq 3.7` prints the
+    rounding note; the activity is a multiple of 0.5 GBq."""
+    from typer.testing import CliRunner
+
+    from theranet.cli import app
+
+    url = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    args = ["plan", "NET-0007", "--registry", url]
+    args += ["--activity-step-gbq", "0.5", "--minimum-activity-gbq", "3.7"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "dispensable step" in r.output
+    plan, _ = plan_from_registry(two_courses, "NET-0007", activity_step_gbq=0.5)
+    assert plan.activity_gbq / 0.5 == pytest.approx(round(plan.activity_gbq / 0.5), abs=1e-9)

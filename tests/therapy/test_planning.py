@@ -611,3 +611,30 @@ def test_direct_limits_validation():
     with pytest.raises(PlanningError) as err:
         Limits({("kidney", "bed"): Sourced(30.0, "Gy", "s", "x", "verified")}, 7.4, 0)
     assert err.value.field == "standard_cycles"
+
+
+def test_rounding_down_to_the_dispensable_step(no_risk):
+    """Rule 2 of clinical.md §5.7: the worked example's 39.9 GBq, with a 0.5 GBq step,
+    is 39.5 GBq (floor), and the kidney stays below its limit."""
+    kidney = OrganKinetics.mono("kidney", dose_per_gbq_gy=0.5, effective_half_life_h=50.0)
+    previous = 3 * 3.7 * (1 + 3.7 * 2.8 / (2.8 + 50.0) / 2.6)
+    plan = plan_next_cycle({"kidney": previous}, [kidney], limits=no_risk, cycles_given=3,
+                           activity_step_gbq=0.5)  # fmt: skip
+    assert plan.activity_gbq == pytest.approx(39.5, rel=1e-12)
+    assert plan.organ("kidney").projected_gy < 40.0
+    assert any("dispensable step" in n for n in plan.notes)
+
+
+def test_below_the_minimum_activity_says_stop(no_risk):
+    """Rule 3: 1.2 Gy marrow given, 0.5 Gy/GBq: 0.8 Gy left -> 1.6 GBq, below a 3.7 GBq
+    minimum -> stop and report; with 0.1 Gy given, 3.8 GBq passes."""
+    kidney = OrganKinetics.mono("kidney", dose_per_gbq_gy=0.5, effective_half_life_h=50.0)
+    marrow = OrganKinetics.mono("red_marrow", dose_per_gbq_gy=0.5, effective_half_life_h=50.0)
+    plan = plan_next_cycle({"kidney": 5.0, "red_marrow": 1.2}, [kidney, marrow], limits=no_risk,
+                           cycles_given=1, minimum_activity_gbq=3.7)  # fmt: skip
+    assert plan.activity_gbq == pytest.approx(1.6, rel=1e-9)
+    assert plan.below_minimum
+    assert any("stop and report" in n for n in plan.notes)
+    ok = plan_next_cycle({"kidney": 5.0, "red_marrow": 0.1}, [kidney, marrow], limits=no_risk,
+                         cycles_given=1, minimum_activity_gbq=3.7)  # fmt: skip
+    assert not ok.below_minimum

@@ -86,6 +86,8 @@ def plan_from_registry(
     risk_factors: bool = False,
     limit_kidney_bed_gy: float | None = None,
     max_activity_gbq: float | None = None,
+    activity_step_gbq: float | None = None,
+    minimum_activity_gbq: float | None = None,
 ) -> tuple[Plan, list[str]]:
     """Plan the next cycle of a recorded patient.
 
@@ -100,6 +102,9 @@ def plan_from_registry(
         Overrides the kidney BED limit.
     max_activity_gbq : float, optional
         Cap of the planned activity.
+    activity_step_gbq, minimum_activity_gbq : float, optional
+        Dispensable step and smallest activity worth giving, GBq (see
+        :func:`~theranet.therapy.planning.plan_next_cycle`).
 
     Returns
     -------
@@ -192,6 +197,8 @@ def plan_from_registry(
         limits=lim,
         cycles_given=len(cycles),
         max_activity_gbq=max_activity_gbq,
+        activity_step_gbq=activity_step_gbq,
+        minimum_activity_gbq=minimum_activity_gbq,
     )
     notes = [
         f"treatment {treatment}: {len(cycles)} recorded cycle(s); kinetics per GBq from cycle "

@@ -832,6 +832,9 @@ class Plan:
         The limits used.
     notes : tuple of str
         Warnings and assumptions.
+    below_minimum : bool
+        The planned activity is below the minimum worth giving that was asked for
+        (``minimum_activity_gbq``): stop and report.
     """
 
     activity_gbq: float
@@ -848,6 +851,7 @@ class Plan:
     standard_regimen_within_limits: bool
     limits: Limits = field(repr=False)
     notes: tuple[str, ...] = ()
+    below_minimum: bool = False
 
     @property
     def standard_cycles_remaining(self) -> int:
@@ -946,6 +950,8 @@ def plan_next_cycle(
     cycles_given: int,
     standard_activity_gbq: float | None = None,
     max_activity_gbq: float | None = None,
+    activity_step_gbq: float | None = None,
+    minimum_activity_gbq: float | None = None,
 ) -> Plan:
     """Activity for the next cycle that keeps every organ at risk within its limit.
 
@@ -969,6 +975,13 @@ def plan_next_cycle(
     max_activity_gbq : float, optional
         Upper bound of the planned activity, GBq (> 0), e.g. the standard activity
         to plan ``min(A_standard, A_limits)`` as in clinical.md §5.7.
+    activity_step_gbq : float, optional
+        The site's dispensable activity step, GBq (> 0): the planned activity is
+        rounded down to a multiple of it (clinical.md §5.7 rule 2).
+    minimum_activity_gbq : float, optional
+        The smallest activity worth giving, GBq (> 0; e.g. the label's reduced
+        activity of 3.7 GBq for 177Lu-DOTATATE): below it the plan says to stop and
+        report, and :attr:`Plan.below_minimum` is set (clinical.md §5.7 rule 3).
 
     Returns
     -------
@@ -1174,6 +1187,25 @@ def plan_next_cycle(
                 "EANM-Art56-2020); pass max_activity_gbq to cap it"
             )
 
+    if activity_step_gbq is not None and activity > 0.0:
+        step = _positive("activity_step_gbq", activity_step_gbq, "GBq")
+        rounded = math.floor(activity / step * (1.0 + _SLACK)) * step
+        notes.append(
+            f"rounded down from {activity:.4g} GBq to the dispensable step of {step:g} GBq: "
+            f"{rounded:.4g} GBq (clinical.md §5.7 rule 2)"
+        )
+        activity_sd = activity_sd * rounded / activity if activity else 0.0
+        activity, activity_95 = rounded, min(activity_95, rounded)
+    below = False
+    if minimum_activity_gbq is not None:
+        minimum = _positive("minimum_activity_gbq", minimum_activity_gbq, "GBq")
+        if activity < minimum * (1.0 - _SLACK):
+            below = True
+            notes.append(
+                f"planned activity {activity:.4g} GBq is below the minimum worth giving "
+                f"({minimum:g} GBq): stop and report (clinical.md §5.7 rule 3)"
+            )
+
     final: list[OrganPlan] = []
     for kin, row in zip(kinetics, rows, strict=True):
         projected = row.cumulative_gy + (_value_of_cycle_gy(kin, activity) if activity > 0 else 0.0)
@@ -1196,4 +1228,5 @@ def plan_next_cycle(
         standard_regimen_within_limits=within,
         limits=limits,
         notes=tuple(notes),
+        below_minimum=below,
     )
