@@ -617,3 +617,25 @@ def test_tia_sd_inflated_by_the_birge_ratio_when_points_scatter_beyond_counting(
     generous = fit_tac(t, a, "mono", nuclide="Lu-177", sigma_mbq=0.5 * a)
     assert _misfit_factor(generous, 0.5 * a) == 1.0
     assert _misfit_factor(fit, None) == 1.0
+
+
+def test_spect_shaped_tia_map_sums_to_the_region_tias():
+    """Each region sums to its TIA (shape from the SPECT); outside every region the
+    voxels keep their SPECT TIA without a partial-volume correction and are 0 with
+    one (their spill-out is already in the corrected region TIAs)."""
+    from theranet.pipeline import _scale_to_regions
+
+    raw = np.arange(1.0, 13.0).reshape(3, 4)
+    a = np.zeros((3, 4), bool)
+    a[0, :2] = True  # raw 1 + 2 = 3
+    b = np.zeros((3, 4), bool)
+    b[1, 1:3] = True  # raw 6 + 7 = 13
+    masks, tia = {"a": a, "b": b}, {"a": 30.0, "b": 26.0}
+    kept = raw.copy()
+    _scale_to_regions(kept, masks, tia, zero_outside=False)
+    assert kept[a].tolist() == [10.0, 20.0] and kept[b].tolist() == [12.0, 14.0]
+    outside = ~(a | b)
+    assert kept[outside].tolist() == raw[outside].tolist()
+    zeroed = raw.copy()
+    _scale_to_regions(zeroed, masks, tia, zero_outside=True)
+    assert zeroed.sum() == pytest.approx(56.0) and not zeroed[outside].any()

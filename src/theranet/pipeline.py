@@ -416,6 +416,27 @@ def _uniform_tia_map(labels_data: np.ndarray, masks: Mapping[str, np.ndarray],
     return out
 
 
+def _scale_to_regions(tia_map: np.ndarray, masks: Mapping[str, np.ndarray],
+                      tia: Mapping[str, float], *, zero_outside: bool) -> None:  # fmt: skip
+    """Scale a voxel TIA map (MBq h, in place) so that each region sums to its TIA.
+
+    With ``zero_outside`` (partial-volume corrected region TIAs) the voxels outside
+    every region are set to 0: the transfer matrix has given their spill-out back
+    to the regions, so keeping it would count it twice.
+    """
+    for n, m in masks.items():
+        total = float(tia_map[m].sum())
+        if total > 0:
+            tia_map[m] *= tia[n] / total
+        else:
+            tia_map[m] = tia[n] / max(int(m.sum()), 1)
+    if zero_outside:
+        outside_all = np.ones(tia_map.shape, dtype=bool)
+        for m in masks.values():
+            outside_all &= ~m
+        tia_map[outside_all] = 0.0
+
+
 def _voxel_trapezoid(on_grid: list[np.ndarray], times: np.ndarray, lam_phys: float) -> np.ndarray:
     """Trapezoid TIA per voxel: linear rise from 0, physical tail."""
     a = [np.clip(x, 0.0, None) for x in on_grid]
@@ -986,13 +1007,19 @@ def run_dosimetry(
         ]
         tia_map = _voxel_trapezoid(on_ct, times, nuc.decay_constant_per_h)
         del on_ct
-        for n, m in masks.items():
-            total = float(tia_map[m].sum())
-            if total > 0:
-                tia_map[m] *= tia[n] / total
-            else:
-                tia_map[m] = tia[n] / max(int(m.sum()), 1)
-    methods.append(("TIA within regions", within_region))
+        _scale_to_regions(tia_map, masks, tia, zero_outside=bool(fwhm_mm))
+    methods.append(
+        (
+            "TIA within regions",
+            within_region
+            + (
+                " (outside every region 0: the partial-volume correction returned the "
+                "spill-out to the regions)"
+                if within_region == "spect" and fwhm_mm
+                else ""
+            ),
+        )
+    )
     tia_img = Image(
         tia_map.astype(np.float32),
         ct.affine,
