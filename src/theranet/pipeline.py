@@ -1296,11 +1296,11 @@ def _region_tia(times: np.ndarray, a: np.ndarray, sigma, nuclide: str, rule: str
 
 def _population_t_eff_h(tracer: str, region: str) -> float | None:
     """Mean population effective half-life of a region (h), by its name or its tissue
-    (``kidney_cortex`` -> kidneys, ``lesion_*`` -> tumour); None if the table has none."""
+    (``kidney_cortex`` -> kidney, an alias of kidneys; ``lesion_*`` -> tumour); None if
+    the table has none."""
     from theranet.kinetics.population import population_half_life
 
-    tissue = tissue_of(region)
-    for organ in (region, {"kidney": "kidneys"}.get(tissue, tissue)):
+    for organ in (region, tissue_of(region)):
         if organ is None:
             continue
         try:

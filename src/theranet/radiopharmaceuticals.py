@@ -221,6 +221,18 @@ class Sourced:
         """Whether the value is marked verified (✔) in the reference."""
         return self.status == "verified"
 
+    def overridden(self, value: float | int, source: str) -> Sourced:
+        """This parameter with another value, recorded as unconfirmed and noting what
+        it replaces (same unit and section)."""
+        return Sourced(
+            value,
+            self.unit,
+            source,
+            self.section,
+            "unconfirmed",
+            f"replaces {self.value} {self.unit} from {self.source}",
+        )
+
 
 @dataclass(frozen=True)
 class Code:

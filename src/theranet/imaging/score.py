@@ -67,7 +67,6 @@ from __future__ import annotations
 
 import logging
 import math
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -80,6 +79,7 @@ from typing import Any
 from theranet import _checks
 from theranet import radiopharmaceuticals as rp
 from theranet._checks import read_table_text
+from theranet._tables import parse_toml
 from theranet.errors import TheranetError
 from theranet.radiopharmaceuticals import Sourced
 
@@ -246,15 +246,7 @@ class ScoreThresholds:
             )
         values = dict(self.values)
         for key, raw in overrides.items():
-            old = self[key]
-            values[key] = Sourced(
-                _override_value(key, raw),
-                old.unit,
-                _OVERRIDE_SOURCE,
-                old.section,
-                "unconfirmed",
-                f"replaces {old.value} {old.unit} from {old.source}",
-            )
+            values[key] = self[key].overridden(_override_value(key, raw), _OVERRIDE_SOURCE)
         return ScoreThresholds(values, self.tracers, self.version, self.paths)
 
 
@@ -275,12 +267,7 @@ def _override_value(key: str, raw: Any) -> float | int:
 
 
 def _read_doc(text: str, source: str) -> dict[str, Any]:
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ScoreError(
-            "TOML", f"cannot be parsed: {exc}", fix="fix the TOML syntax", source=source
-        ) from None
+    return parse_toml(ScoreError, text, source)
 
 
 def _build(doc: Mapping[str, Any], version: str, paths: tuple[str, ...]) -> ScoreThresholds:

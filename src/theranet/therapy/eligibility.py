@@ -622,15 +622,7 @@ class Criteria:
         for key, raw in overrides.items():
             if key in score_part:
                 continue
-            old = self.sourced(key)
-            values[key] = Sourced(
-                _override_value(key, raw),
-                old.unit,
-                _OVERRIDE_SOURCE,
-                old.section,
-                "unconfirmed",
-                f"replaces {old.value} {old.unit} from {old.source}",
-            )
+            values[key] = self.sourced(key).overridden(_override_value(key, raw), _OVERRIDE_SOURCE)
         try:
             score = self.score.with_overrides(score_part)
         except ScoreError as exc:

@@ -1194,7 +1194,7 @@ def plan_next_cycle(
             f"rounded down from {activity:.4g} GBq to the dispensable step of {step:g} GBq: "
             f"{rounded:.4g} GBq (clinical.md §5.7 rule 2)"
         )
-        activity_sd = activity_sd * rounded / activity if activity else 0.0
+        activity_sd = activity_sd * rounded / activity
         activity, activity_95 = rounded, min(activity_95, rounded)
     below = False
     if minimum_activity_gbq is not None:
